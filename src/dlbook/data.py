@@ -1,0 +1,574 @@
+"""Datasets (数据集): MNIST, CIFAR-10 and CIFAR-100 through torchvision's real loaders, with an announced fallback.
+
+Chapter: ``book/training/datasets.ipynb``.
+
+Each loader returns an :class:`ImageData`: every image as one uint8 tensor (N, C, H, W), the labels (N,), the class
+names, and a ``source`` line that says where the data came from. The cache folder is ``root``, else
+``$DLBOOK_DATA``, else ``~/.cache/dlbook``.
+
+When the files are not in the cache, the loader tries torchvision's download into a temporary folder *inside* the
+cache and moves the result into place only when it is complete, so a failed download never leaves a half-written
+cache behind. When the data can be neither found nor downloaded (no network), it says so in the output and returns a
+stand-in built from data that an installed package ships:
+
+* MNIST -> scikit-learn's 1,797 real 8×8 handwritten digits, resized and centred like MNIST's 28×28 images;
+* CIFAR -> 32×32 colour crops of the sample photos that scikit-learn and matplotlib ship, labelled by photo.
+
+The stand-ins are never silent: ``ImageData.fallback`` is True and the ``source`` line says what they are.
+
+The file formats are written out too, so that the chapter can show them byte by byte:
+
+* MNIST's **IDX** files (:func:`parse_idx_header`, :func:`read_idx`, :func:`write_idx`): a 4-byte magic number
+  ``00 00 <type> <ndim>``, then ``ndim`` big-endian uint32 sizes, then the values in row-major order, big-endian;
+* CIFAR's **pickled batches** (:func:`read_cifar_batch`, :func:`write_cifar_batch`, :func:`cifar_rows_to_images`):
+  a Python dict whose ``"data"`` is a uint8 array (N, 3072) — each row 1024 red, then 1024 green, then 1024 blue
+  values of a 32×32 image, row-major — and whose ``"labels"`` (CIFAR-10) or ``"fine_labels"``/``"coarse_labels"``
+  (CIFAR-100) are lists of N ints.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import pickle
+import shutil
+import struct
+import tempfile
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dlbook._checks import non_negative_int, positive_int
+
+__all__ = [
+    "MNIST_CLASSES",
+    "CIFAR10_CLASSES",
+    "CIFAR100_SUPERCLASSES",
+    "CIFAR100_CLASSES",
+    "QUOTED_STATS",
+    "IDX_TYPES",
+    "ImageData",
+    "TransformedImages",
+    "data_root",
+    "load_mnist",
+    "load_cifar10",
+    "load_cifar100",
+    "digits_as_mnist",
+    "photo_patches",
+    "channel_stats",
+    "parse_idx_header",
+    "read_idx",
+    "write_idx",
+    "cifar_rows_to_images",
+    "read_cifar_batch",
+    "write_cifar_batch",
+]
+
+MNIST_CLASSES: tuple[str, ...] = tuple(str(d) for d in range(10))
+
+# The order of ``batches.meta`` ("label_names") in the CIFAR-10 download.
+CIFAR10_CLASSES: tuple[str, ...] = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)
+
+# CIFAR-100: 20 superclasses ("coarse" labels) of 5 classes ("fine" labels) each, as listed by Krizhevsky (2009) and
+# named as in the download's ``meta`` file. Both lists in that file are in alphabetical order.
+CIFAR100_SUPERCLASSES: dict[str, tuple[str, ...]] = {
+    "aquatic_mammals": ("beaver", "dolphin", "otter", "seal", "whale"),
+    "fish": ("aquarium_fish", "flatfish", "ray", "shark", "trout"),
+    "flowers": ("orchid", "poppy", "rose", "sunflower", "tulip"),
+    "food_containers": ("bottle", "bowl", "can", "cup", "plate"),
+    "fruit_and_vegetables": ("apple", "mushroom", "orange", "pear", "sweet_pepper"),
+    "household_electrical_devices": ("clock", "keyboard", "lamp", "telephone", "television"),
+    "household_furniture": ("bed", "chair", "couch", "table", "wardrobe"),
+    "insects": ("bee", "beetle", "butterfly", "caterpillar", "cockroach"),
+    "large_carnivores": ("bear", "leopard", "lion", "tiger", "wolf"),
+    "large_man-made_outdoor_things": ("bridge", "castle", "house", "road", "skyscraper"),
+    "large_natural_outdoor_scenes": ("cloud", "forest", "mountain", "plain", "sea"),
+    "large_omnivores_and_herbivores": ("camel", "cattle", "chimpanzee", "elephant", "kangaroo"),
+    "medium_mammals": ("fox", "porcupine", "possum", "raccoon", "skunk"),
+    "non-insect_invertebrates": ("crab", "lobster", "snail", "spider", "worm"),
+    "people": ("baby", "boy", "girl", "man", "woman"),
+    "reptiles": ("crocodile", "dinosaur", "lizard", "snake", "turtle"),
+    "small_mammals": ("hamster", "mouse", "rabbit", "shrew", "squirrel"),
+    "trees": ("maple_tree", "oak_tree", "palm_tree", "pine_tree", "willow_tree"),
+    "vehicles_1": ("bicycle", "bus", "motorcycle", "pickup_truck", "train"),
+    "vehicles_2": ("lawn_mower", "rocket", "streetcar", "tank", "tractor"),
+}
+CIFAR100_CLASSES: tuple[str, ...] = tuple(sorted(c for fine in CIFAR100_SUPERCLASSES.values() for c in fine))
+
+# Normalisation constants as they are commonly quoted: (mean per channel, std per channel) on the [0, 1] scale.
+# "MNIST", "CIFAR-10" and "CIFAR-100" are the statistics of the training split over all pixels (what
+# channel_stats computes). "CIFAR-10 (per-image std)" is the widely copied std that is the *mean of per-image
+# standard deviations* instead; "ImageNet" is ImageNet's, often reused for CIFAR.
+QUOTED_STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "MNIST": ((0.1307,), (0.3081,)),
+    "CIFAR-10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "CIFAR-10 (per-image std)": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+    "CIFAR-100": ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
+    "ImageNet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+}
+
+# IDX type codes (the third byte of the magic number) -> (torch dtype, the big-endian NumPy dtype of the file).
+IDX_TYPES: dict[int, tuple[torch.dtype, str]] = {
+    0x08: (torch.uint8, "u1"),
+    0x09: (torch.int8, "i1"),
+    0x0B: (torch.int16, ">i2"),
+    0x0C: (torch.int32, ">i4"),
+    0x0D: (torch.float32, ">f4"),
+    0x0E: (torch.float64, ">f8"),
+}
+_IDX_CODE_OF = {dtype: code for code, (dtype, _) in IDX_TYPES.items()}
+
+
+def _check_bool(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """A labelled image dataset held in memory.
+
+    Attributes:
+        name: "MNIST", "CIFAR-10" or "CIFAR-100".
+        images: uint8 tensor (N, C, H, W), values 0..255.
+        labels: int64 tensor (N,), indices into ``classes``.
+        classes: class names.
+        source: one line that says where the data came from.
+        fallback: True when this is a stand-in, not the real dataset.
+    """
+
+    name: str
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: tuple[str, ...]
+    source: str
+    fallback: bool
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.images, torch.Tensor) or self.images.ndim != 4 or self.images.dtype != torch.uint8:
+            raise ValueError(f"images must be a uint8 tensor (N, C, H, W), got "
+                             f"{getattr(self.images, 'dtype', type(self.images).__name__)} "
+                             f"{tuple(getattr(self.images, 'shape', ()))}")
+        if not isinstance(self.labels, torch.Tensor) or self.labels.shape != (self.images.shape[0],):
+            raise ValueError(f"labels must be a tensor of shape ({self.images.shape[0]},) (one per image), got "
+                             f"{tuple(getattr(self.labels, 'shape', ()))}")
+        if self.labels.dtype != torch.int64:
+            raise ValueError(f"labels must be int64, got {self.labels.dtype}")
+        if len(self.labels) and (int(self.labels.min()) < 0 or int(self.labels.max()) >= len(self.classes)):
+            raise ValueError(f"labels must lie in 0..{len(self.classes) - 1} (one per class), got "
+                             f"{int(self.labels.min())}..{int(self.labels.max())}")
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def as_float(self) -> torch.Tensor:
+        """Images as float32 in [0, 1]: (N, C, H, W)."""
+        return self.images.float() / 255.0
+
+    def dataset(self, transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.utils.data.Dataset:
+        """A dataset of (image, label) pairs, ready for a ``DataLoader``.
+
+        Without ``transform``: a ``TensorDataset`` of float images (C, H, W) in [0, 1]. With ``transform``: a
+        :class:`TransformedImages` that calls ``transform`` on each uint8 image (C, H, W) when it is read, as
+        torchvision's datasets do (so random augmentations differ every time an image is drawn).
+        """
+        if transform is None:
+            return torch.utils.data.TensorDataset(self.as_float(), self.labels)
+        return TransformedImages(self.images, self.labels, transform)
+
+
+class TransformedImages(torch.utils.data.Dataset):
+    """``(transform(images[i]), labels[i])`` for a uint8 image tensor (N, C, H, W) and labels (N,).
+
+    The transform runs each time an item is read, in the ``DataLoader``'s worker, not once up front.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor,
+                 transform: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        if images.ndim != 4 or labels.shape != (images.shape[0],):
+            raise ValueError(f"images must be (N, C, H, W) and labels (N,), got {tuple(images.shape)} and "
+                             f"{tuple(labels.shape)}")
+        if not callable(transform):
+            raise TypeError(f"transform must be callable, got {transform!r}")
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.transform(self.images[index]), self.labels[index]  # (C', H', W'), ()
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The cache folder: ``root``, else ``$DLBOOK_DATA``, else ``~/.cache/dlbook`` (``~`` is expanded)."""
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get("DLBOOK_DATA")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "dlbook"
+
+
+def _announce(message: str, stacklevel: int) -> None:
+    # Printed, so that it shows in the page and the notebook; also a warning, so that scripts and tests can catch it.
+    print(message)
+    warnings.warn(message, UserWarning, stacklevel=stacklevel + 1)
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: first line … last line`` of an exception: torchvision's messages span lines, the cause is last."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    text = lines[0] if len(lines) == 1 else f"{lines[0]} … {lines[-1]}"
+    return f"{type(exc).__name__}: {text}"
+
+
+def _download_into(root: Path, folder: str, make: Callable[[str], object]) -> None:
+    """Run torchvision's download in a temporary folder inside ``root``; move ``folder`` into place only on success.
+
+    On failure nothing is left behind: the temporary folder is removed, and so are the folders up to ``root`` that
+    this call created, if they are still empty.
+    """
+    created = [p for p in (root, *root.parents) if not p.exists()]
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=root))
+    moved = False
+    try:
+        make(str(tmp))  # raises if the download or torchvision's check of it fails
+        target = root / folder
+        if target.exists():
+            # an earlier, incomplete folder: keep whatever files it has that the new download does not replace
+            for item in (tmp / folder).rglob("*"):
+                if item.is_file():
+                    dest = target / item.relative_to(tmp / folder)
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(item, dest)
+        else:
+            os.replace(tmp / folder, target)
+        moved = True
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not moved:
+            for p in created:  # deepest first
+                try:
+                    p.rmdir()
+                except OSError:  # not empty (someone else wrote there meanwhile): leave it
+                    break
+
+
+def _torchvision_or_none(root: Path, download: bool, folder: str,
+                         make: Callable[[str, bool], object]) -> tuple[object | None, str | None]:
+    """The torchvision dataset from the cache, downloading it if allowed; ``(None, reason)`` if impossible."""
+    try:
+        return make(str(root), False), None
+    except RuntimeError:  # torchvision raises RuntimeError("Dataset not found ...")
+        pass
+    if not download:
+        return None, f"not found in {root}; download=False"
+    try:
+        _download_into(root, folder, lambda tmp: make(tmp, True))
+        return make(str(root), False), None
+    except Exception as exc:  # no network, a refused host, a bad archive: all mean "use the stand-in"
+        return None, f"not found in {root}; download failed: {_describe(exc)}"
+
+
+def load_mnist(train: bool = True, root: str | os.PathLike | None = None, download: bool = True) -> ImageData:
+    """MNIST (60,000 training / 10,000 test 28×28 grey digits) via ``torchvision.datasets.MNIST``.
+
+    Reads ``<root>/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte``. Falls back, with a printed notice and a
+    ``UserWarning``, to :func:`digits_as_mnist` when the files are absent and cannot be downloaded.
+    Returns images (N, 1, 28, 28) uint8.
+    """
+    from torchvision.datasets import MNIST
+
+    _check_bool(train, "train")
+    _check_bool(download, "download")
+    where = data_root(root)
+    ds, reason = _torchvision_or_none(where, download, "MNIST", lambda r, d: MNIST(r, train=train, download=d))
+    split = "train" if train else "test"
+    if ds is not None:
+        images = ds.data.unsqueeze(1).contiguous()  # (N, 28, 28) -> (N, 1, 28, 28) uint8
+        return ImageData("MNIST", images, ds.targets.long(), MNIST_CLASSES,
+                         f"MNIST {split} split, read by torchvision from {where}", False)
+    data = digits_as_mnist(train=train)
+    _announce(f"MNIST is not available ({reason}). Using a stand-in: {data.source}.", stacklevel=2)
+    return data
+
+
+def digits_as_mnist(train: bool = True) -> ImageData:
+    """scikit-learn's 8×8 digits (1,797 real handwritten digits, bundled) made to look like MNIST.
+
+    Each 8×8 image (values 0..16) is resized to 20×20 (bilinear) and placed in the middle of a 28×28 frame — MNIST
+    fits each digit into a 20×20 box and centres it in a 28×28 field. The first 1,500 images form the training
+    split, the remaining 297 the test split. Returns images (N, 1, 28, 28) uint8.
+    """
+    from sklearn.datasets import load_digits
+
+    _check_bool(train, "train")
+    digits = load_digits()
+    x = torch.from_numpy(digits.images.astype(np.float32) / 16.0)[:, None]  # (1797, 1, 8, 8) in [0, 1]
+    x = torch.nn.functional.interpolate(x, size=(20, 20), mode="bilinear", align_corners=False)  # (N, 1, 20, 20)
+    x = torch.nn.functional.pad(x, (4, 4, 4, 4))  # (N, 1, 28, 28)
+    images = (x.clamp(0, 1) * 255).round().to(torch.uint8)  # (N, 1, 28, 28)
+    labels = torch.from_numpy(digits.target).long()  # (N,)
+    part = slice(0, 1500) if train else slice(1500, None)
+    return ImageData("MNIST", images[part].contiguous(), labels[part].contiguous(), MNIST_CLASSES,
+                     "scikit-learn's 8×8 handwritten digits resized to 28×28 "
+                     f"({'train' if train else 'test'} part, {len(labels[part])} images) — not MNIST", True)
+
+
+def _load_cifar(name: str, cls_name: str, folder: str, train: bool, root, download: bool) -> ImageData:
+    import torchvision.datasets as tvd
+
+    _check_bool(train, "train")
+    _check_bool(download, "download")
+    cls = getattr(tvd, cls_name)
+    where = data_root(root)
+    ds, reason = _torchvision_or_none(where, download, folder, lambda r, d: cls(r, train=train, download=d))
+    split = "train" if train else "test"
+    if ds is not None:
+        images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 32, 32, 3) -> (N, 3, 32, 32)
+        return ImageData(name, images, torch.tensor(ds.targets, dtype=torch.long), tuple(ds.classes),
+                         f"{name} {split} split, read by torchvision from {where}", False)
+    data = photo_patches(name, train=train)
+    _announce(f"{name} is not available ({reason}). Using a stand-in: {data.source}.", stacklevel=3)
+    return data
+
+
+def load_cifar10(train: bool = True, root: str | os.PathLike | None = None, download: bool = True) -> ImageData:
+    """CIFAR-10 (50,000 / 10,000 colour 32×32 images, 10 classes) via ``torchvision.datasets.CIFAR10``.
+
+    Reads ``<root>/cifar-10-batches-py/``. Falls back, with a printed notice and a ``UserWarning``, to
+    :func:`photo_patches`. Returns images (N, 3, 32, 32) uint8.
+    """
+    return _load_cifar("CIFAR-10", "CIFAR10", "cifar-10-batches-py", train, root, download)
+
+
+def load_cifar100(train: bool = True, root: str | os.PathLike | None = None, download: bool = True) -> ImageData:
+    """CIFAR-100 (50,000 / 10,000 colour 32×32 images, 100 fine classes) via ``torchvision.datasets.CIFAR100``.
+
+    Reads ``<root>/cifar-100-python/``; the labels are the fine ones. Falls back, with a printed notice and a
+    ``UserWarning``, to :func:`photo_patches`. Returns images (N, 3, 32, 32) uint8.
+    """
+    return _load_cifar("CIFAR-100", "CIFAR100", "cifar-100-python", train, root, download)
+
+
+def _sample_photos() -> dict[str, np.ndarray]:
+    """The colour photos that installed packages ship, as (H, W, 3) uint8 arrays, by name."""
+    import matplotlib.cbook as cbook
+    import matplotlib.image as mpimg
+    from sklearn.datasets import load_sample_images
+
+    sample = load_sample_images()
+    photos = {Path(f).stem: img for f, img in zip(sample.filenames, sample.images, strict=True)}
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        photos["grace_hopper"] = np.asarray(mpimg.imread(f, format="jpg"))
+    return photos
+
+
+def photo_patches(name: str = "CIFAR-10", train: bool = True, per_photo: int = 200, seed: int = 0) -> ImageData:
+    """A CIFAR-shaped stand-in: random 32×32 colour crops of the sample photos that packages ship.
+
+    Each crop is taken from a 4× area-downscaled photo (so a crop holds a recognisable part of the scene, as a
+    CIFAR image does); its label is the photo it came from. Train and test use different random crops.
+    Returns images (N, 3, 32, 32) uint8 with N = per_photo × number of photos (3).
+    """
+    _check_bool(train, "train")
+    positive_int(per_photo, "per_photo")
+    non_negative_int(seed, "seed")
+    gen = torch.Generator().manual_seed(seed + (0 if train else 1))
+    images, labels, classes = [], [], []
+    for label, (photo_name, photo) in enumerate(sorted(_sample_photos().items())):
+        classes.append(photo_name)
+        x = torch.tensor(photo).permute(2, 0, 1).float()[None]  # (1, 3, H, W); a copy, the arrays are read-only
+        x = torch.nn.functional.avg_pool2d(x, 4)[0]  # (3, H/4, W/4)
+        H, W = x.shape[-2:]
+        tops = torch.randint(0, H - 32 + 1, (per_photo,), generator=gen)  # (per_photo,)
+        lefts = torch.randint(0, W - 32 + 1, (per_photo,), generator=gen)  # (per_photo,)
+        for t, left in zip(tops.tolist(), lefts.tolist(), strict=True):
+            images.append(x[:, t : t + 32, left : left + 32])  # (3, 32, 32)
+        labels += [label] * per_photo
+    stacked = torch.stack(images).round().clamp(0, 255).to(torch.uint8)  # (N, 3, 32, 32)
+    return ImageData(name, stacked, torch.tensor(labels, dtype=torch.long), tuple(classes),
+                     f"32×32 crops of {len(classes)} sample photos shipped by scikit-learn and matplotlib, "
+                     f"labelled by photo ({'train' if train else 'test'}, {len(labels)} images) — not {name}", True)
+
+
+def channel_stats(images: torch.Tensor, *, chunk_size: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and standard deviation of uint8 or float images (N, C, H, W), on the [0, 1] scale.
+
+    .. math::
+
+        \\mu_c = \\frac{1}{NHW} \\sum_{n,i,j} x_{n,c,i,j}, \\qquad
+        \\sigma_c = \\sqrt{\\frac{1}{NHW} \\sum_{n,i,j} (x_{n,c,i,j} - \\mu_c)^2}
+
+    over *all* pixels of all images (for uint8 images both are divided by 255 at the end). These are the numbers
+    ``transforms.Normalize(mean, std)`` wants: after it, every channel of the data has mean 0 and std 1.
+    The sums run in float64 over ``chunk_size`` images at a time (two passes: the mean, then the squared
+    deviations), so CIFAR-10's 50,000 images never need a 1.2 GB float64 copy. Returns two (C,) float64 tensors.
+    """
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a torch.Tensor (N, C, H, W), got {type(images).__name__}")
+    if images.ndim != 4:
+        raise ValueError(f"images must have 4 dimensions (N, C, H, W), got shape {tuple(images.shape)}")
+    if images.dtype != torch.uint8 and not images.is_floating_point():
+        raise TypeError(f"images must be uint8 (0..255) or floating point (0..1), got dtype {images.dtype}")
+    if images.numel() == 0:
+        raise ValueError(f"images must not be empty, got shape {tuple(images.shape)}")
+    positive_int(chunk_size, "chunk_size")
+    N, C, H, W = images.shape
+    scale = 255.0 if images.dtype == torch.uint8 else 1.0
+    count = N * H * W
+    total = torch.zeros(C, dtype=torch.float64)  # (C,)
+    for start in range(0, N, chunk_size):
+        total += images[start : start + chunk_size].double().sum(dim=(0, 2, 3))  # (C,)
+    mean = total / count  # (C,) in the images' own units: exact for a constant uint8 image
+    squares = torch.zeros(C, dtype=torch.float64)  # (C,)
+    for start in range(0, N, chunk_size):
+        dev = images[start : start + chunk_size].double() - mean.view(1, C, 1, 1)  # (b, C, H, W)
+        squares += (dev * dev).sum(dim=(0, 2, 3))  # (C,)
+    return mean / scale, (squares / count).sqrt() / scale  # (C,), (C,) on the [0, 1] scale
+
+
+def parse_idx_header(data: bytes) -> tuple[torch.dtype, tuple[int, ...], int]:
+    """Read the header of an IDX file: ``(dtype, shape, offset of the first value)``.
+
+    Layout (all integers big-endian)::
+
+        bytes 0-1   0x00 0x00
+        byte  2     type code: 0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64
+        byte  3     number of dimensions, ndim
+        then        ndim × uint32: the size of each dimension
+        then        the values, row-major (the last index changes fastest)
+
+    MNIST's image files start ``00 00 08 03`` (uint8, 3 dimensions: N, 28, 28); its label files ``00 00 08 01``.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"data must be bytes, got {type(data).__name__}")
+    data = bytes(data[:4 + 4 * 255])
+    if len(data) < 4:
+        raise ValueError(f"data is too short for an IDX header: {len(data)} bytes, need at least 4")
+    if data[0] != 0 or data[1] != 0:
+        raise ValueError(f"data is not an IDX file: it must start with two zero bytes, got {data[:4].hex(' ')}")
+    code, ndim = data[2], data[3]
+    if code not in IDX_TYPES:
+        raise ValueError(f"data has an unknown IDX type code 0x{code:02X} (known: "
+                         f"{', '.join(f'0x{c:02X}' for c in IDX_TYPES)})")
+    if ndim == 0:
+        raise ValueError("data declares 0 dimensions; an IDX file has at least one")
+    offset = 4 + 4 * ndim
+    if len(data) < offset:
+        raise ValueError(f"data is too short: {ndim} dimensions need a {offset}-byte header, got {len(data)} bytes")
+    shape = struct.unpack(f">{ndim}I", data[4:offset])
+    return IDX_TYPES[code][0], tuple(int(s) for s in shape), offset
+
+
+def read_idx(path: str | os.PathLike) -> torch.Tensor:
+    """The tensor stored in an IDX file (gzip-compressed or not), in the file's dtype and shape.
+
+    Checks that the file holds exactly as many values as its header promises. The values are stored big-endian;
+    they come back in the machine's byte order.
+    """
+    raw = Path(path).read_bytes()
+    if raw[:2] == b"\x1f\x8b":  # the gzip magic number: the files as downloaded
+        raw = gzip.decompress(raw)
+    try:
+        dtype, shape, offset = parse_idx_header(raw)
+    except ValueError as exc:
+        raise ValueError(f"path {os.fspath(path)!r}: {exc}") from None
+    big = np.dtype(IDX_TYPES[_IDX_CODE_OF[dtype]][1])
+    count = math.prod(shape)
+    if len(raw) - offset != count * big.itemsize:
+        raise ValueError(f"path {os.fspath(path)!r}: the header promises {count} values of {big.itemsize} byte(s) "
+                         f"(shape {shape}), but {len(raw) - offset} bytes follow it")
+    values = np.frombuffer(raw, dtype=big, count=count, offset=offset).astype(big.newbyteorder("="))  # a copy
+    return torch.from_numpy(values).reshape(shape)
+
+
+def write_idx(path: str | os.PathLike, tensor: torch.Tensor) -> None:
+    """Write ``tensor`` as an IDX file (gzip-compressed when ``path`` ends in ``.gz``): the inverse of :func:`read_idx`.
+
+    ``tensor`` must have 1 to 255 dimensions and a dtype IDX knows: uint8, int8, int16, int32, float32, float64.
+    """
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"tensor must be a torch.Tensor, got {type(tensor).__name__}")
+    if tensor.dtype not in _IDX_CODE_OF:
+        raise TypeError(f"tensor has dtype {tensor.dtype}, which IDX cannot store (it stores "
+                        f"{', '.join(str(d) for d in _IDX_CODE_OF)})")
+    if not 1 <= tensor.ndim <= 255:
+        raise ValueError(f"tensor must have 1 to 255 dimensions for IDX, got {tensor.ndim}")
+    if any(s >= 2**32 for s in tensor.shape):
+        raise ValueError(f"tensor has a dimension too large for IDX's uint32 sizes: {tuple(tensor.shape)}")
+    code = _IDX_CODE_OF[tensor.dtype]
+    header = bytes([0, 0, code, tensor.ndim]) + struct.pack(f">{tensor.ndim}I", *tensor.shape)
+    body = tensor.detach().cpu().contiguous().numpy().astype(IDX_TYPES[code][1]).tobytes()  # big-endian bytes
+    payload = header + body
+    if str(path).endswith(".gz"):
+        payload = gzip.compress(payload, mtime=0)  # mtime=0: the same tensor gives the same bytes
+    Path(path).write_bytes(payload)
+
+
+def cifar_rows_to_images(rows: torch.Tensor) -> torch.Tensor:
+    """CIFAR's rows (N, 3072) -> images (N, 3, 32, 32).
+
+    Each row holds the 1024 red values of a 32×32 image (row-major), then the 1024 green, then the 1024 blue: so a
+    plain reshape gives channels first. (torchvision then transposes to (N, 32, 32, 3) for PIL.)
+    """
+    if not isinstance(rows, torch.Tensor):
+        raise TypeError(f"rows must be a torch.Tensor (N, 3072), got {type(rows).__name__}")
+    if rows.ndim != 2 or rows.shape[1] != 3 * 32 * 32:
+        raise ValueError(f"rows must have shape (N, 3072), got {tuple(rows.shape)}")
+    return rows.reshape(-1, 3, 32, 32)  # (N, 3, 32, 32)
+
+
+def read_cifar_batch(path: str | os.PathLike, label_key: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (N, 3, 32, 32) uint8 and labels (N,) int64 of one pickled CIFAR batch file.
+
+    ``label_key`` picks the labels: ``"labels"`` (CIFAR-10), ``"fine_labels"`` or ``"coarse_labels"``
+    (CIFAR-100); by default ``"labels"`` if present, else ``"fine_labels"``. The files were written with Python 2's
+    pickle, hence ``encoding="latin1"``. Unpickling can run code: open only files from a source you trust.
+    """
+    with open(path, "rb") as f:
+        entry = pickle.load(f, encoding="latin1")
+    if not isinstance(entry, dict) or "data" not in entry:
+        raise ValueError(f"path {os.fspath(path)!r} is not a CIFAR batch: expected a dict with a 'data' entry")
+    key = label_key if label_key is not None else ("labels" if "labels" in entry else "fine_labels")
+    if key not in entry:
+        raise ValueError(f"label_key={key!r} is not in {os.fspath(path)!r}; its keys are {sorted(entry)}")
+    rows = torch.from_numpy(np.array(entry["data"], dtype=np.uint8))  # (N, 3072), a writable copy
+    labels = torch.tensor(list(entry[key]), dtype=torch.long)  # (N,)
+    images = cifar_rows_to_images(rows)  # (N, 3, 32, 32)
+    if labels.shape != (images.shape[0],):
+        raise ValueError(f"path {os.fspath(path)!r} has {images.shape[0]} images but {labels.shape[0]} labels")
+    return images, labels
+
+
+def write_cifar_batch(path: str | os.PathLike, images: torch.Tensor, labels: torch.Tensor, *,
+                      label_key: str = "labels", extra: dict[str, object] | None = None) -> None:
+    """Write images (N, 3, 32, 32) uint8 and labels (N,) as a pickled CIFAR batch: the inverse of
+    :func:`read_cifar_batch`. ``extra`` adds entries (e.g. ``{"coarse_labels": [...]}`` for CIFAR-100)."""
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.shape[1:] != (3, 32, 32):
+        raise ValueError(f"images must be a uint8 tensor (N, 3, 32, 32), got "
+                         f"{getattr(images, 'dtype', type(images).__name__)} {tuple(getattr(images, 'shape', ()))}")
+    if not isinstance(labels, torch.Tensor) or labels.shape != (images.shape[0],):
+        raise ValueError(f"labels must be a tensor of shape ({images.shape[0]},), got "
+                         f"{tuple(getattr(labels, 'shape', ()))}")
+    if label_key in ("data", "batch_label", "filenames"):
+        raise ValueError(f"label_key must not be one of CIFAR's other entries, got {label_key!r}")
+    N = images.shape[0]
+    entry: dict[str, object] = {
+        "batch_label": f"{Path(path).name} ({N} images)",
+        label_key: [int(v) for v in labels],
+        "data": images.reshape(N, 3 * 32 * 32).numpy().copy(),  # (N, 3072): R plane, G plane, B plane per row
+        "filenames": [f"image_{i:05d}.png" for i in range(N)],
+    }
+    entry.update(extra or {})
+    with open(path, "wb") as f:
+        pickle.dump(entry, f, protocol=2)

@@ -1,0 +1,225 @@
+"""One figure style for the whole book, and helpers that show images, kernels and feature maps with their shapes.
+
+Every helper takes tensors or arrays and returns the matplotlib ``Figure`` it drew (so that
+:func:`dlbook.widgets.interact` can render it into a frame); none of them keeps state between calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "STYLE",
+    "use_book_style",
+    "as_image",
+    "shape_title",
+    "show_images",
+    "show_kernel",
+    "show_feature_maps",
+    "sample_photo",
+    "sliding_window_animation",
+]
+
+STYLE: dict[str, Any] = {
+    "figure.dpi": 90,
+    "figure.facecolor": "white",
+    "font.size": 10,
+    "axes.titlesize": 10,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "image.interpolation": "nearest",  # show pixels as pixels: interpolation would hide what a kernel did
+    "image.cmap": "gray",
+}
+
+
+def use_book_style() -> None:
+    """Apply :data:`STYLE` to matplotlib (called in each chapter's setup cell)."""
+    import matplotlib as mpl
+
+    mpl.rcParams.update(STYLE)
+
+
+def as_image(x: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A 2-D (H, W) or (H, W, 3) NumPy array from a tensor of shape (H, W), (1, H, W), (3, H, W) or (1, C, H, W)."""
+    a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    while a.ndim > 3 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[-1] not in (1, 3):
+        a = np.moveaxis(a, 0, -1)  # (C, H, W) -> (H, W, C)
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3):
+        raise ValueError(f"cannot show an array of shape {x.shape} as an image")
+    return a
+
+
+def shape_title(name: str, x: torch.Tensor | np.ndarray) -> str:
+    """``"name  (H×W)"`` — the title convention of the book: every picture says its shape."""
+    return f"{name}  ({'×'.join(str(s) for s in tuple(x.shape))})"
+
+
+def show_images(
+    images: Sequence[torch.Tensor | np.ndarray],
+    titles: Sequence[str] | None = None,
+    *,
+    ncols: int | None = None,
+    size: float = 2.6,
+    cmap: str = "gray",
+    symmetric: bool = False,
+    suptitle: str | None = None,
+):
+    """Show images in a grid, each titled with its name and shape. ``symmetric`` centres the colour map on 0."""
+    import matplotlib.pyplot as plt
+
+    n = len(images)
+    if n == 0:
+        raise ValueError("images must not be empty")
+    titles = list(titles) if titles is not None else [""] * n
+    if len(titles) != n:
+        raise ValueError(f"got {n} images but {len(titles)} titles")
+    ncols = ncols or n
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if suptitle else 0)),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img, title in zip(axes.flat, images, titles, strict=False):
+        a = as_image(img)
+        kwargs: dict[str, Any] = {"cmap": cmap if a.ndim == 2 else None}
+        if symmetric and a.ndim == 2:
+            m = float(np.abs(a).max()) or 1.0
+            kwargs.update(vmin=-m, vmax=m, cmap="RdBu_r")
+        ax.imshow(np.clip(a, 0, 1) if a.ndim == 3 else a, **kwargs)
+        ax.set_title(shape_title(title, a) if title else "×".join(map(str, a.shape)))
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    plt.close(fig)  # returned, not shown: a notebook displays the returned figure once
+    return fig
+
+
+def show_kernel(kernel: torch.Tensor | np.ndarray, title: str = "kernel", ax=None, fmt: str = "{:.2g}"):
+    """Draw a small 2-D kernel as a heat map with each weight written in its cell. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    k = as_image(kernel)
+    if k.ndim != 2:
+        raise ValueError(f"a kernel to show must be 2-D, got shape {k.shape}")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(0.45 * k.shape[1] + 1.2, 0.45 * k.shape[0] + 1.0))
+        plt.close(fig)  # returned, not shown: a notebook displays the returned figure once
+    else:
+        fig = ax.figure
+    m = float(np.abs(k).max()) or 1.0
+    ax.imshow(k, cmap="RdBu_r", vmin=-m, vmax=m)
+    if k.size <= 81:  # write the numbers only while they stay legible
+        for (i, j), v in np.ndenumerate(k):
+            ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=8,
+                    color="white" if abs(v) > 0.6 * m else "black")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(shape_title(title, k))
+    return fig
+
+
+def show_feature_maps(maps: torch.Tensor, title: str = "feature maps", ncols: int = 8, size: float = 1.6):
+    """Show every channel of a (C, H, W) or (1, C, H, W) tensor as its own small image, titled ``c=i``."""
+    m = maps.detach()
+    if m.ndim == 4 and m.shape[0] == 1:
+        m = m[0]
+    if m.ndim != 3:
+        raise ValueError(f"feature maps must be (C, H, W) or (1, C, H, W), got shape {tuple(maps.shape)}")
+    C = m.shape[0]
+    return show_images(list(m), [f"c={c}" for c in range(C)], ncols=min(ncols, C), size=size,
+                       suptitle=shape_title(title, m))
+
+
+def sample_photo(size: int | None = 128, gray: bool = True) -> torch.Tensor:
+    """Grace Hopper's portrait, which matplotlib ships, as a float tensor in [0, 1].
+
+    Shape (1, size, size) if ``gray`` else (3, size, size) (a centre crop resized by area averaging);
+    ``size=None`` keeps the full photo.
+    """
+    import matplotlib.cbook as cbook
+    import matplotlib.image as mpimg
+
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        img = torch.from_numpy(np.asarray(mpimg.imread(f, format="jpg"), dtype=np.float64) / 255.0)  # (H, W, 3)
+    x = img.permute(2, 0, 1)  # (3, H, W)
+    if gray:
+        weights = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype).view(3, 1, 1)  # ITU-R BT.601 luma
+        x = (x * weights).sum(0, keepdim=True)  # (1, H, W)
+    if size is not None:
+        H, W = x.shape[-2:]
+        s = min(H, W)
+        top, left = (H - s) // 2, (W - s) // 2
+        x = x[:, top : top + s, left : left + s]
+        x = torch.nn.functional.interpolate(x[None], size=(size, size), mode="area")[0]
+    return x.to(torch.get_default_dtype()).contiguous()
+
+
+def sliding_window_animation(x: torch.Tensor, kernel: torch.Tensor, interval: int = 700):
+    """A ``matplotlib.animation.FuncAnimation`` of a kernel sliding over a small 2-D input (valid, stride 1).
+
+    Left: the input (H, W) with the current window outlined and each value written in its cell; middle: the kernel;
+    right: the output (H-kH+1, W-kW+1) filling in one cell per frame, with the sum of products for that cell in the
+    title. Show it with ``IPython.display.HTML(anim.to_jshtml())``, which works offline and without a kernel.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib import animation
+    from matplotlib.patches import Rectangle
+
+    from dlbook.conv import cross_correlate2d
+
+    a, k = as_image(x).astype(float), as_image(kernel).astype(float)
+    if a.ndim != 2 or k.ndim != 2:
+        raise ValueError("sliding_window_animation takes a 2-D input and a 2-D kernel")
+    y = cross_correlate2d(torch.as_tensor(a), torch.as_tensor(k)).numpy()
+    Ho, Wo = y.shape
+    kh, kw = k.shape
+    fig, axes = plt.subplots(1, 3, figsize=(9.0, 3.9), gridspec_kw={"width_ratios": [a.shape[1], k.shape[1],
+                                                                                        y.shape[1]]})
+    lim = max(np.abs(a).max(), 1e-9)
+    klim = max(np.abs(k).max(), 1e-9) * 1.8  # pale colours, so that the numbers stay readable
+    axes[0].imshow(a, cmap="Blues", vmin=-lim * 0.2, vmax=lim * 1.6)
+    axes[1].imshow(k, cmap="RdBu_r", vmin=-klim, vmax=klim)
+    shown = np.full_like(y, np.nan)
+    out_img = axes[2].imshow(shown, cmap="Oranges", vmin=np.nanmin(y) - 1, vmax=np.nanmax(y) + 1)
+    for ax, arr in ((axes[0], a), (axes[1], k)):
+        for (i, j), v in np.ndenumerate(arr):
+            ax.text(j, i, f"{v:g}", ha="center", va="center", fontsize=11)
+    out_text = [[axes[2].text(j, i, "", ha="center", va="center", fontsize=11) for j in range(Wo)]
+                for i in range(Ho)]
+    axes[0].set_title(shape_title("input", a))
+    axes[1].set_title(shape_title("kernel", k))
+    axes[2].set_title(f"output ({Ho}×{Wo})")
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    window = Rectangle((-0.5, -0.5), kw, kh, fill=False, edgecolor="crimson", linewidth=3)
+    cell = Rectangle((-0.5, -0.5), 1, 1, fill=False, edgecolor="crimson", linewidth=3)
+    axes[0].add_patch(window)
+    axes[2].add_patch(cell)
+    formula = fig.text(0.5, 0.03, "", ha="center", va="bottom", fontsize=10, family="monospace")
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+
+    def draw(frame: int):
+        i, j = divmod(frame, Wo)
+        window.set_xy((j - 0.5, i - 0.5))
+        cell.set_xy((j - 0.5, i - 0.5))
+        shown[i, j] = y[i, j]
+        out_img.set_data(shown)
+        out_text[i][j].set_text(f"{y[i, j]:g}")
+        terms = " + ".join(f"{a[i + u, j + v]:g}·{k[u, v]:g}" for u in range(kh) for v in range(kw))
+        if len(terms) > 90:
+            terms = terms[:87] + "…"
+        formula.set_text(f"y[{i},{j}] = {terms} = {y[i, j]:g}")
+        return [window, cell, out_img]
+
+    anim = animation.FuncAnimation(fig, draw, frames=Ho * Wo, interval=interval, blit=False)
+    plt.close(fig)  # the animation is shown through its HTML player, not as a static figure
+    return anim

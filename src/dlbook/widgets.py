@@ -1,0 +1,412 @@
+"""Sliders that change figures: live with a kernel, and still working in the static site without one.
+
+One call, :func:`interact`, gives
+
+* **live** mode (a Jupyter kernel is attached): ipywidgets sliders above an image; every change re-renders the figure
+  in the kernel;
+* **static** mode (the built site): every frame of the slider grid is rendered once at build time and written into a
+  self-contained HTML block with a few lines of JavaScript that swap the frame. No kernel, no CDN, no require.js.
+
+A second call, :func:`html_app`, embeds a small JavaScript program that *computes* what it draws (e.g. the
+convolution-arithmetic explorer). It needs no kernel in either mode.
+
+The mode comes from the environment variable ``DLBOOK_WIDGETS`` (``live`` or ``static``), which ``make book`` and the
+site test set to ``static``; it defaults to ``live``. Pass ``mode=`` to override.
+
+``ipywidgets`` and ``matplotlib`` are imported inside the functions that need them, so that the compute modules of
+dlbook never pull them in.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import io
+import itertools
+import json
+import os
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "MODE_ENV",
+    "FrameBudget",
+    "widget_mode",
+    "render_png",
+    "interact",
+    "StaticFigure",
+    "LiveFigure",
+    "html_app",
+    "frame_key",
+    "animation_html",
+]
+
+MODE_ENV = "DLBOOK_WIDGETS"
+_MODES = ("live", "static")
+
+
+@dataclass(frozen=True)
+class FrameBudget:
+    """How much a static slider figure may embed in a page.
+
+    A grid larger than this is refused with a ``ValueError`` instead of producing a page of tens of megabytes:
+    make the grid coarser, or split the figure.
+    """
+
+    max_frames: int = 240
+    max_bytes: int = 3_000_000
+
+
+def widget_mode(mode: str | None = None) -> str:
+    """Return ``"live"`` or ``"static"``: ``mode`` if given, else ``$DLBOOK_WIDGETS``, else ``"live"``."""
+    chosen = mode if mode is not None else os.environ.get(MODE_ENV, "live")
+    if chosen not in _MODES:
+        source = "mode" if mode is not None else f"${MODE_ENV}"
+        raise ValueError(f"{source} must be one of {_MODES}, got {chosen!r}")
+    return chosen
+
+
+_FORMATS = {"png": "image/png", "jpeg": "image/jpeg"}
+
+
+def render_png(figure: Any, dpi: int = 80, image_format: str = "png") -> bytes:
+    """Image bytes of a matplotlib figure (closed afterwards), or ``figure`` itself if it already is image bytes.
+
+    ``image_format`` is ``"png"`` (exact; best for plots and small grids) or ``"jpeg"`` (several times smaller for
+    photographs). No timestamp or software tag is written, so the same figure gives the same bytes on every run.
+    """
+    if image_format not in _FORMATS:
+        raise ValueError(f"image_format must be one of {tuple(_FORMATS)}, got {image_format!r}")
+    if isinstance(figure, bytes | bytearray):
+        return bytes(figure)
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    if not isinstance(figure, Figure):
+        raise TypeError(f"render must return a matplotlib Figure or PNG bytes, got {type(figure).__name__}")
+    buf = io.BytesIO()
+    if image_format == "png":
+        figure.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    else:
+        figure.savefig(buf, format="jpeg", dpi=dpi, pil_kwargs={"quality": 85, "optimize": True})
+    plt.close(figure)
+    return buf.getvalue()
+
+
+def frame_key(values: Mapping[str, Any]) -> str:
+    """The key of one frame: ``"name=value|name=value"`` in parameter order (the same string the page's JS builds)."""
+    return "|".join(f"{name}={_label(value)}" for name, value in values.items())
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _check_params(params: Mapping[str, Sequence[Any]], defaults: Mapping[str, Any] | None) -> dict[str, Any]:
+    if not isinstance(params, Mapping) or not params:
+        raise ValueError("params must be a non-empty mapping of parameter name -> sequence of slider values")
+    for name, values in params.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"parameter names must be identifiers, got {name!r}")
+        if isinstance(values, str | bytes) or not isinstance(values, Sequence) or len(values) == 0:
+            raise ValueError(f"params[{name!r}] must be a non-empty list of values, got {values!r}")
+        labels = [_label(v) for v in values]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"params[{name!r}] has repeated values: {list(values)!r}")
+    chosen = {name: values[0] for name, values in params.items()}
+    for name, value in (defaults or {}).items():
+        if name not in params:
+            raise ValueError(f"defaults names {name!r}, which is not a parameter (parameters: {list(params)})")
+        if value not in params[name]:
+            raise ValueError(f"defaults[{name!r}]={value!r} is not one of the slider values {list(params[name])!r}")
+        chosen[name] = value
+    return chosen
+
+
+@dataclass
+class StaticFigure:
+    """Precomputed frames of a slider grid and the self-contained HTML that shows them.
+
+    ``frames`` maps :func:`frame_key` of every combination to its PNG bytes; ``html`` is what the page shows.
+    """
+
+    params: dict[str, list[Any]]
+    initial: dict[str, Any]
+    frames: dict[str, bytes]
+    html: str = field(repr=False)
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def __repr__(self) -> str:  # the plain-text twin of the HTML output: short, never the frame bytes
+        sizes = ", ".join(f"{name}: {len(values)}" for name, values in self.params.items())
+        return f"StaticFigure({sizes}; {len(self.frames)} frames, {sum(map(len, self.frames.values())):,} bytes)"
+
+
+class LiveFigure:
+    """ipywidgets sliders above an image that is re-rendered in the kernel on every change.
+
+    ``sliders`` maps parameter name to its ``SelectionSlider``; ``image`` is the ``ipywidgets.Image`` showing the
+    current frame; ``values()`` gives the current parameter values.
+    """
+
+    def __init__(self, render: Callable[..., Any], params: dict[str, list[Any]], initial: dict[str, Any], dpi: int,
+                 title: str | None, image_format: str = "png") -> None:
+        import ipywidgets
+
+        self._render = render
+        self._dpi = dpi
+        self._format = image_format
+        self._cache: dict[str, bytes] = {}
+        self.sliders = {
+            name: ipywidgets.SelectionSlider(
+                options=[(_label(v), v) for v in values],
+                value=initial[name],
+                description=name,
+                continuous_update=True,
+                style={"description_width": "initial"},
+                layout=ipywidgets.Layout(width="420px"),
+            )
+            for name, values in params.items()
+        }
+        self.image = ipywidgets.Image(format=image_format, value=self._frame(initial))
+        header = [ipywidgets.HTML(f"<b>{html.escape(title)}</b>")] if title else []
+        self.widget = ipywidgets.VBox([*header, *self.sliders.values(), self.image])
+        for slider in self.sliders.values():
+            slider.observe(self._update, names="value")
+
+    def values(self) -> dict[str, Any]:
+        return {name: slider.value for name, slider in self.sliders.items()}
+
+    def _frame(self, values: dict[str, Any]) -> bytes:
+        key = frame_key(values)
+        if key not in self._cache:  # moving back to a setting already seen costs nothing
+            self._cache[key] = render_png(self._render(**values), dpi=self._dpi, image_format=self._format)
+        return self._cache[key]
+
+    def _update(self, _change: Any = None) -> None:
+        self.image.value = self._frame(self.values())
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def interact(
+    render: Callable[..., Any],
+    params: Mapping[str, Sequence[Any]],
+    *,
+    defaults: Mapping[str, Any] | None = None,
+    title: str | None = None,
+    mode: str | None = None,
+    dpi: int = 80,
+    image_format: str = "png",
+    budget: FrameBudget = FrameBudget(),
+) -> StaticFigure | LiveFigure:
+    """Sliders for ``params`` that redraw ``render(**values)``, live in a kernel or precomputed for the static site.
+
+    Args:
+        render: called with one keyword argument per parameter; returns a matplotlib ``Figure`` (or PNG bytes).
+            It must be a pure function of its arguments: the static site shows what it returned at build time.
+        params: parameter name -> the slider's values, in slider order, e.g. ``{"kernel_size": [1, 3, 5, 7]}``.
+        defaults: starting value per parameter (default: the first value of each).
+        title: a heading shown above the sliders.
+        mode: ``"live"`` or ``"static"``; default from ``$DLBOOK_WIDGETS`` (see :func:`widget_mode`).
+        dpi: resolution of the frames.
+        image_format: ``"png"`` or ``"jpeg"`` (use JPEG for figures that are mostly photographs: far smaller pages).
+        budget: limits on the number and total size of precomputed frames (static mode only).
+
+    Returns:
+        A :class:`LiveFigure` or a :class:`StaticFigure`; either displays itself when it is a cell's last value.
+
+    Raises:
+        ValueError: bad ``params``/``defaults``; in static mode, a grid over ``budget``, or a slider that never
+        changes the figure (a slider that moves while its figure stays the same is a bug).
+    """
+    initial = _check_params(params, defaults)
+    if image_format not in _FORMATS:
+        raise ValueError(f"image_format must be one of {tuple(_FORMATS)}, got {image_format!r}")
+    grid = {name: list(values) for name, values in params.items()}
+    if widget_mode(mode) == "live":
+        return LiveFigure(render, grid, initial, dpi, title, image_format)
+    return _static_figure(render, grid, initial, dpi, title, image_format, budget)
+
+
+def _static_figure(render, grid, initial, dpi, title, image_format, budget: FrameBudget) -> StaticFigure:
+    n_frames = 1
+    for values in grid.values():
+        n_frames *= len(values)
+    if n_frames > budget.max_frames:
+        sizes = " x ".join(f"{len(v)} {k}" for k, v in grid.items())
+        raise ValueError(
+            f"slider grid too large to precompute for the static site: {sizes} = {n_frames} frames "
+            f"(budget: {budget.max_frames}); use fewer values per slider or split the figure"
+        )
+    frames: dict[str, bytes] = {}
+    total = 0
+    for combo in itertools.product(*grid.values()):
+        values = dict(zip(grid, combo, strict=True))
+        png = render_png(render(**values), dpi=dpi, image_format=image_format)
+        total += len(png)
+        if total > budget.max_bytes:
+            raise ValueError(
+                f"slider frames exceed the page budget of {budget.max_bytes:,} bytes after {len(frames) + 1} of "
+                f"{n_frames} frames; lower dpi, shrink the figure or use fewer slider values"
+            )
+        frames[frame_key(values)] = png
+    _check_every_slider_matters(grid, frames)
+    return StaticFigure(grid, initial, frames, _static_html(grid, initial, frames, title, _FORMATS[image_format]))
+
+
+def _check_every_slider_matters(grid: dict[str, list[Any]], frames: dict[str, bytes]) -> None:
+    """Refuse a slider that changes no frame: it would move while its figure stays the same."""
+    for name, values in grid.items():
+        if len(values) < 2:
+            continue
+        others = [n for n in grid if n != name]
+        changes = False
+        for combo in itertools.product(*(grid[n] for n in others)):
+            base = dict(zip(others, combo, strict=True))
+            seen = {frames[frame_key({n: (v if n == name else base[n]) for n in grid})] for v in values}
+            if len(seen) > 1:
+                changes = True
+                break
+        if not changes:
+            raise ValueError(f"slider {name!r} never changes the figure: every value of it renders the same frame")
+
+
+_STATIC_JS = """
+(function () {
+  var root = document.getElementById(%(id)s);
+  if (!root || root.dataset.ready) { return; }
+  root.dataset.ready = "1";
+  var data = JSON.parse(root.querySelector("script.dlbook-data").textContent);
+  var img = root.querySelector("img.dlbook-frame");
+  var inputs = root.querySelectorAll("input.dlbook-slider");
+  function show() {
+    var parts = [];
+    inputs.forEach(function (input) {
+      var name = input.dataset.param;
+      var label = data.labels[name][Number(input.value)];
+      input.parentNode.querySelector("output").textContent = label;
+      input.setAttribute("aria-valuetext", label);
+      parts.push(name + "=" + label);
+    });
+    var key = parts.join("|");
+    img.src = "data:" + data.mime + ";base64," + data.images[data.frames[key]];
+    img.dataset.key = key;
+  }
+  inputs.forEach(function (input) { input.addEventListener("input", show); });
+  show();
+})();
+"""
+
+_STYLE = (
+    ".dlbook-interact{border:1px solid #d0d7de;border-radius:6px;padding:8px 12px;margin:8px 0;max-width:100%}"
+    ".dlbook-interact label{display:flex;align-items:center;gap:10px;font-family:sans-serif;font-size:14px;"
+    "margin:2px 0}"
+    ".dlbook-interact label span{min-width:110px}.dlbook-interact input{width:260px}"
+    ".dlbook-interact output{font-family:monospace;min-width:60px}"
+    ".dlbook-interact img{max-width:100%;height:auto;display:block;margin-top:6px}"
+)
+
+
+def _static_html(grid, initial, frames: dict[str, bytes], title: str | None, mime: str) -> str:
+    # Identical frames (a slider value that changes nothing at some setting) are stored once.
+    images: list[str] = []
+    index_of: dict[bytes, int] = {}
+    frame_index: dict[str, int] = {}
+    for key, png in frames.items():
+        if png not in index_of:
+            index_of[png] = len(images)
+            images.append(base64.b64encode(png).decode("ascii"))
+        frame_index[key] = index_of[png]
+    labels = {name: [_label(v) for v in values] for name, values in grid.items()}
+    data = {"labels": labels, "frames": frame_index, "images": images, "mime": mime}
+    digest = hashlib.sha1(json.dumps(frame_index, sort_keys=True).encode()).hexdigest()[:8]
+    uid = f"dlbook-{digest}-{secrets.token_hex(3)}"  # unique per output, so two figures on a page never collide
+    controls = []
+    for name, values in grid.items():
+        start = values.index(initial[name])
+        controls.append(
+            f'<label><span>{html.escape(name)}</span>'
+            f'<input class="dlbook-slider" type="range" min="0" max="{len(values) - 1}" step="1" value="{start}" '
+            f'data-param="{html.escape(name)}" aria-label="{html.escape(name)}">'
+            f"<output>{html.escape(_label(initial[name]))}</output></label>"
+        )
+    first = images[frame_index[frame_key(initial)]]
+    heading = f"<div><b>{html.escape(title)}</b></div>" if title else ""
+    payload = json.dumps(data).replace("</", "<\\/")  # never close the script tag early
+    return (
+        f'<div class="dlbook-interact" id="{uid}"><style>{_STYLE}</style>{heading}'
+        f'<div class="dlbook-controls">{"".join(controls)}</div>'
+        f'<img class="dlbook-frame" alt="figure for the slider settings" data-key="{html.escape(frame_key(initial))}" '
+        f'src="data:{mime};base64,{first}">'
+        f'<script type="application/json" class="dlbook-data">{payload}</script>'
+        f"<script>{_STATIC_JS % {'id': json.dumps(uid)}}</script></div>"
+    )
+
+
+@dataclass
+class _HTMLApp:
+    html: str
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+
+def html_app(body: str, script: str, config: Mapping[str, Any], *, css: str = "") -> _HTMLApp:
+    """A self-contained interactive block whose JavaScript computes what it draws (no kernel, no CDN).
+
+    ``body`` is HTML placed in a fresh ``<div>``; ``script`` is the body of a JavaScript function called with
+    ``(root, config)``: ``root`` is that ``<div>`` (query inside it only, so several apps on one page never collide)
+    and ``config`` is ``config`` serialised as JSON. Works in the static site, JupyterLab, VS Code and Colab alike.
+    """
+    if not isinstance(config, Mapping):
+        raise TypeError(f"config must be a mapping (it is passed to the script as JSON), got {type(config).__name__}")
+    uid = f"dlbook-app-{secrets.token_hex(4)}"
+    payload = json.dumps(dict(config)).replace("</", "<\\/")
+    js = (
+        "(function(){var root=document.getElementById(%s);if(!root||root.dataset.ready){return;}"
+        "root.dataset.ready='1';(function(root,config){%s\n})(root,%s);})();"
+    ) % (json.dumps(uid), script, payload)
+    style = f"<style>{css}</style>" if css else ""
+    return _HTMLApp(f'<div class="dlbook-app" id="{uid}">{style}{body}<script>{js}</script></div>')
+
+
+# matplotlib's JavaScript player draws its buttons with Font Awesome icons fetched from a CDN; offline they are blank.
+# The same buttons as plain Unicode symbols need nothing from the network.
+_PLAYER_ICONS = {
+    '<i class="fa fa-minus"></i>': "&#8722;",
+    '<i class="fa fa-fast-backward"></i>': "&#8676;",
+    '<i class="fa fa-step-backward"></i>': "&#9664;&#10073;",
+    '<i class="fa fa-play fa-flip-horizontal"></i>': "&#9664;",
+    '<i class="fa fa-pause"></i>': "&#10073;&#10073;",
+    '<i class="fa fa-play"></i>': "&#9654;",
+    '<i class="fa fa-step-forward"></i>': "&#10073;&#9654;",
+    '<i class="fa fa-fast-forward"></i>': "&#8677;",
+    '<i class="fa fa-plus"></i>': "+",
+}
+
+
+def animation_html(anim: Any, *, default_mode: str = "loop") -> Any:
+    """Display a ``matplotlib.animation.Animation`` as a self-contained JavaScript player (no kernel, no CDN).
+
+    This is ``anim.to_jshtml()`` with the Font Awesome stylesheet link removed and the button icons replaced by
+    Unicode symbols, so the controls are visible offline too.
+    """
+    import re
+
+    from IPython.display import HTML
+
+    page = anim.to_jshtml(default_mode=default_mode)
+    page = re.sub(r'<link rel="stylesheet"\s+href="https://maxcdn[^"]*">', "", page)
+    for icon, symbol in _PLAYER_ICONS.items():
+        page = page.replace(icon, symbol)
+    if "fa fa-" in page or "maxcdn" in page:
+        raise RuntimeError("matplotlib's animation player changed: update dlbook.widgets._PLAYER_ICONS")
+    return HTML(page)

@@ -1,0 +1,95 @@
+"""Shared fixtures: float64 by default, the built site, a local server for it, and a headless Chromium page.
+
+Browser tests need Debian's Chromium at /usr/bin/chromium (`apt-get install -y chromium`). Without it they skip with
+that message, except under CI (CI=true), where a missing browser is a failure: `.ci/run` installs it.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path(os.environ.get("DLBOOK_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+
+
+def build_site(out_dir: Path) -> Path:
+    """Build the book in static-widget mode into ``out_dir``; return the folder of the HTML site."""
+    mathjax = ROOT / "book" / "_static" / "mathjax" / "tex-mml-chtml.js"
+    if not mathjax.exists():
+        pytest.fail(f"{mathjax.relative_to(ROOT)} is missing: run the tests with `make test`, which fetches it")
+    env = dict(os.environ, DLBOOK_WIDGETS="static")
+    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT), "--path-output", str(out_dir),
+           "--all", "-W", "-n", "--keep-going"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3000)
+    if proc.returncode != 0:
+        pytest.fail(f"site build failed ({proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-4000:]}")
+    return out_dir / "_build" / "html"
+
+
+@pytest.fixture(scope="session")
+def site_dir(tmp_path_factory) -> Path:
+    """The built static site. Set DLBOOK_SITE=path/to/html to reuse an existing build while iterating."""
+    reuse = os.environ.get("DLBOOK_SITE")
+    if reuse and not os.environ.get("CI"):
+        return Path(reuse)
+    return build_site(tmp_path_factory.mktemp("site"))
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep pytest output readable
+        pass
+
+
+@pytest.fixture(scope="session")
+def site_url(site_dir):
+    """Serve the built site on 127.0.0.1 (a free port) for the session; yields the base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(site_dir))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"Chromium not found at {CHROMIUM}; .ci/run must install it (apt-get install -y chromium)")
+        pytest.skip(f"browser checks need Chromium at {CHROMIUM}: `apt-get install -y chromium` to enable them")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh page that records console errors and page errors in ``page.js_errors``."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    pg.js_errors = []
+    pg.on("pageerror", lambda exc: pg.js_errors.append(f"pageerror: {exc}"))
+    pg.on("console", lambda msg: pg.js_errors.append(f"console: {msg.text}") if msg.type == "error" else None)
+    yield pg
+    context.close()
+
+
+def has_chromium() -> bool:
+    return CHROMIUM.exists() or shutil.which("chromium") is not None

@@ -1,0 +1,52 @@
+"""The built static site, driven in headless Chromium: every page loads cleanly, math renders, sliders work offline."""
+
+from __future__ import annotations
+
+import pytest
+from sitecheck import check_static_slider_figure, real_errors, toc_pages
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def test_every_toc_page_exists(site_dir):
+    missing = [p for p in toc_pages() if not (site_dir / p).exists()]
+    assert not missing, f"pages in _toc.yml missing from the build: {missing}"
+
+
+@pytest.mark.parametrize("path", toc_pages())
+def test_page_loads_without_errors(page, site_url, path):
+    response = page.goto(f"{site_url}/{path}", wait_until="load")
+    assert response is not None and response.ok, f"{path}: HTTP {response.status if response else 'none'}"
+    page.wait_for_timeout(300)  # let MathJax and the slider scripts run
+    errors = real_errors(page.js_errors, site_url)
+    assert not errors, f"{path}: JavaScript errors: {errors}"
+    broken = page.evaluate("() => [...document.images].filter(i => i.complete && i.naturalWidth === 0).map(i => i.src.slice(0, 80))")
+    assert not broken, f"{path}: images that did not load: {broken}"
+
+
+def test_math_renders_offline(page, site_url):
+    page.goto(f"{site_url}/book/convnets/convolution.html", wait_until="load")
+    page.wait_for_function("() => document.querySelectorAll('mjx-container').length > 0", timeout=15000)
+    raw = page.evaluate("() => document.body.innerText.includes('\\\\sum')")
+    assert not raw, "raw TeX is visible: MathJax did not typeset the page"
+
+
+def test_convolution_sliders_swap_frames(page, site_url):
+    page.goto(f"{site_url}/book/convnets/convolution.html", wait_until="load")
+    widgets = page.locator("div.dlbook-interact")
+    assert widgets.count() >= 2, "the convolution chapter should have at least two slider figures"
+    params = set()
+    for i in range(widgets.count()):
+        w = widgets.nth(i)
+        params |= {w.locator("input.dlbook-slider").nth(j).get_attribute("data-param")
+                   for j in range(w.locator("input.dlbook-slider").count())}
+        assert check_static_slider_figure(w) >= 1
+    assert "kernel_size" in params, f"no kernel_size slider on the convolution page (sliders: {sorted(params)})"
+    assert not real_errors(page.js_errors, site_url)
+
+
+def test_widget_ids_are_unique(page, site_url):
+    for path in toc_pages():
+        page.goto(f"{site_url}/{path}", wait_until="load")
+        ids = page.evaluate("() => [...document.querySelectorAll('.dlbook-interact, .dlbook-app')].map(e => e.id)")
+        assert len(ids) == len(set(ids)), f"{path}: two interactive figures share an id: {ids}"

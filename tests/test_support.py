@@ -1,0 +1,78 @@
+"""The small support modules: seed_everything, display, plotting, exercises, argument checks."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from dlbook import seed_everything  # noqa: E402
+from dlbook._checks import check_tensor, pair  # noqa: E402
+from dlbook.conv import conv2d  # noqa: E402
+from dlbook.display import show_source, source_of  # noqa: E402
+from dlbook.exercises import check  # noqa: E402
+from dlbook.plotting import as_image, sample_photo, shape_title, show_images, show_kernel  # noqa: E402
+
+
+def test_seed_everything_makes_runs_repeat():
+    g1 = seed_everything(3)
+    a = (torch.rand(3), np.random.rand(2), torch.rand(2, generator=g1))
+    g2 = seed_everything(3)
+    b = (torch.rand(3), np.random.rand(2), torch.rand(2, generator=g2))
+    assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and torch.equal(a[2], b[2])
+    with pytest.raises(TypeError, match="seed"):
+        seed_everything(-1)
+
+
+def test_show_source_is_the_package_code():
+    md = show_source(conv2d)
+    assert md.data.startswith("`dlbook.conv.conv2d`")
+    assert source_of(conv2d) in md.data
+    with pytest.raises(TypeError, match="cannot show the source"):
+        source_of(len)
+
+
+def test_check_reports_the_first_counter_example(capsys):
+    result = check(lambda a, b: a + b if a < 3 else 0, lambda a, b: a + b, [dict(a=i, b=1) for i in range(5)])
+    assert not result and result.counter_example == {"a": 3, "b": 1} and result.expected == 4 and result.got == 0
+    assert "counter-example: f(a=3, b=1)" in capsys.readouterr().out
+    ok = check(lambda a: torch.ones(a), lambda a: torch.ones(a), [dict(a=2)], quiet=True)
+    assert ok and ok.n_cases == 1
+    # a case the reference rejects must be rejected by the answer too
+    assert not check(lambda a: a, lambda a: pair(a, "a"), [dict(a=0)], quiet=True)
+    assert check(lambda a: pair(a, "a"), lambda a: pair(a, "a"), [dict(a=0)], quiet=True)
+    # tensors of different shapes never agree
+    assert not check(lambda: torch.zeros(2), lambda: torch.zeros(3), [{}], quiet=True)
+
+
+def test_plot_helpers_title_with_shapes():
+    x = torch.rand(1, 3, 8, 6)
+    assert as_image(x).shape == (8, 6, 3)
+    assert shape_title("x", torch.zeros(2, 3)) == "x  (2×3)"
+    fig = show_images([torch.rand(5, 4), torch.rand(3, 5, 4)], ["a", "b"])
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["a  (5×4)", "b  (5×4×3)"]
+    with pytest.raises(ValueError, match="2 images but 1 titles"):
+        show_images([torch.rand(2, 2)] * 2, ["a"])
+    assert show_kernel(torch.eye(3)).axes[0].get_title() == "kernel  (3×3)"
+
+
+def test_sample_photo():
+    gray, rgb = sample_photo(32), sample_photo(32, gray=False)
+    assert gray.shape == (1, 32, 32) and rgb.shape == (3, 32, 32)
+    assert 0 <= float(gray.min()) and float(gray.max()) <= 1
+    assert gray.dtype == torch.get_default_dtype()
+
+
+def test_check_tensor_messages():
+    with pytest.raises(TypeError, match="x must be a torch.Tensor, got list"):
+        check_tensor([1], "x", (1,))
+    with pytest.raises(ValueError, match=r"x must have 2 dimensions, got shape \(3,\)"):
+        check_tensor(torch.zeros(3), "x", (2,))
+    with pytest.raises(TypeError, match="pair of ints"):
+        pair((1, 2, 3), "kernel_size")
+    with pytest.raises(TypeError, match="pair of ints"):
+        pair(True, "stride")
