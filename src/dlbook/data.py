@@ -35,6 +35,7 @@ import pickle
 import shutil
 import struct
 import tempfile
+import textwrap
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -216,8 +217,9 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
 
 
 def _announce(message: str, stacklevel: int) -> None:
-    # Printed, so that it shows in the page and the notebook; also a warning, so that scripts and tests can catch it.
-    print(message)
+    # Printed, so that it shows in the page and the notebook (wrapped: a page shows output lines unbroken); also a
+    # warning, so that scripts and tests can catch it.
+    print(textwrap.fill(message, width=88, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False))
     warnings.warn(message, UserWarning, stacklevel=stacklevel + 1)
 
 
