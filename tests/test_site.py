@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from sitecheck import check_static_slider_figure, real_errors, toc_pages
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -50,3 +51,13 @@ def test_widget_ids_are_unique(page, site_url):
         page.goto(f"{site_url}/{path}", wait_until="load")
         ids = page.evaluate("() => [...document.querySelectorAll('.dlbook-interact, .dlbook-app')].map(e => e.id)")
         assert len(ids) == len(set(ids)), f"{path}: two interactive figures share an id: {ids}"
+
+
+@pytest.mark.parametrize("path", [p for p in toc_pages() if "/convnets/" in p or "/training/" in p])
+def test_every_slider_figure_swaps_frames(page, site_url, path):
+    """On every chapter, every precomputed slider figure shows the frame for the values its sliders are moved to."""
+    page.goto(f"{site_url}/{path}", wait_until="load")
+    widgets = page.locator("div.dlbook-interact")
+    for i in range(widgets.count()):
+        assert check_static_slider_figure(widgets.nth(i)) >= 1
+    assert not real_errors(page.js_errors, site_url)

@@ -281,7 +281,7 @@ def _check_every_slider_matters(grid: dict[str, list[Any]], frames: dict[str, by
 
 _STATIC_JS = """
 (function () {
-  var root = document.getElementById(%(id)s);
+  var root = document.getElementById(__ROOT_ID__);
   if (!root || root.dataset.ready) { return; }
   root.dataset.ready = "1";
   var data = JSON.parse(root.querySelector("script.dlbook-data").textContent);
@@ -347,7 +347,7 @@ def _static_html(grid, initial, frames: dict[str, bytes], title: str | None, mim
         f'<img class="dlbook-frame" alt="figure for the slider settings" data-key="{html.escape(frame_key(initial))}" '
         f'src="data:{mime};base64,{first}">'
         f'<script type="application/json" class="dlbook-data">{payload}</script>'
-        f"<script>{_STATIC_JS % {'id': json.dumps(uid)}}</script></div>"
+        f"<script>{_STATIC_JS.replace('__ROOT_ID__', json.dumps(uid))}</script></div>"
     )
 
 
@@ -371,9 +371,10 @@ def html_app(body: str, script: str, config: Mapping[str, Any], *, css: str = ""
     uid = f"dlbook-app-{secrets.token_hex(4)}"
     payload = json.dumps(dict(config)).replace("</", "<\\/")
     js = (
-        "(function(){var root=document.getElementById(%s);if(!root||root.dataset.ready){return;}"
-        "root.dataset.ready='1';(function(root,config){%s\n})(root,%s);})();"
-    ) % (json.dumps(uid), script, payload)
+        "(function(){var root=document.getElementById(" + json.dumps(uid) + ");"
+        "if(!root||root.dataset.ready){return;}root.dataset.ready='1';"
+        "(function(root,config){" + script + "\n})(root," + payload + ");})();"
+    )
     style = f"<style>{css}</style>" if css else ""
     return _HTMLApp(f'<div class="dlbook-app" id="{uid}">{style}{body}<script>{js}</script></div>')
 

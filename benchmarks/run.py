@@ -1,0 +1,99 @@
+"""Speed of the reference implementations relative to PyTorch, and how long each chapter takes to execute.
+
+Run with `make bench`. Results go to benchmarks/results/latest.json and are printed as a table. Every ratio is
+measured in one run, ours and PyTorch's interleaved on the same inputs, and reported as the median of the repeats:
+the ratio is what matters, not the absolute time, which depends on the machine and its load.
+
+These numbers are targets to watch, not tests: nothing here fails the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+# Ratio targets: our vectorised reference may be this many times slower than PyTorch's kernel (median).
+TARGETS = {"conv2d": 8.0}
+CHAPTER_BUDGET_S = 60.0
+
+
+def _median_time(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def ratio(ours: Callable[[], object], ref: Callable[[], object], repeats: int) -> dict[str, float]:
+    """Median time of ours, of PyTorch's, and their ratio; the two are timed alternately in one run."""
+    t_ours, t_ref = [], []
+    ours(), ref()
+    for _ in range(repeats):
+        t_ours.append(_median_time(ours, 1))
+        t_ref.append(_median_time(ref, 1))
+    m_ours, m_ref = statistics.median(t_ours), statistics.median(t_ref)
+    return {"ours_ms": 1e3 * m_ours, "torch_ms": 1e3 * m_ref, "ratio": m_ours / m_ref}
+
+
+def op_benchmarks(repeats: int) -> dict[str, dict[str, float]]:
+    from dlbook.conv import conv2d
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 16, 32, 32, generator=g)
+    w = torch.randn(32, 16, 3, 3, generator=g)
+    return {"conv2d": ratio(lambda: conv2d(x, w, padding=1), lambda: F.conv2d(x, w, padding=1), repeats)}
+
+
+def chapter_times() -> dict[str, float]:
+    """Wall-clock seconds to execute each chapter in static-widget mode (the slowest mode: every frame rendered)."""
+    env = dict(os.environ, DLBOOK_WIDGETS="static")
+    out = {}
+    for nb in sorted((ROOT / "book").rglob("*.ipynb")):
+        if "_build" in nb.parts or ".ipynb_checkpoints" in nb.parts:
+            continue
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--stdout",
+                        str(nb)], env=env, check=True, capture_output=True)
+        out[str(nb.relative_to(ROOT))] = time.perf_counter() - t
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--skip-chapters", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    ops = op_benchmarks(args.repeats)
+    print(f"{'operator':24s}{'ours ms':>10s}{'torch ms':>10s}{'ratio':>8s}{'target':>8s}")
+    for name, r in ops.items():
+        target = TARGETS.get(name)
+        flag = "" if target is None or r["ratio"] <= target else "  over target"
+        print(f"{name:24s}{r['ours_ms']:10.2f}{r['torch_ms']:10.2f}{r['ratio']:8.2f}"
+              f"{'' if target is None else f'{target:8.1f}'}{flag}")
+    chapters = {} if args.skip_chapters else chapter_times()
+    for name, s in chapters.items():
+        print(f"{name:48s}{s:7.1f} s{'  over budget' if s > CHAPTER_BUDGET_S else ''}")
+    results_dir = ROOT / "benchmarks" / "results"
+    results_dir.mkdir(exist_ok=True)
+    (results_dir / "latest.json").write_text(json.dumps({"ops": ops, "chapters_s": chapters,
+                                                         "torch": torch.__version__,
+                                                         "threads": torch.get_num_threads()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
