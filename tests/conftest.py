@@ -1,4 +1,4 @@
-"""Shared fixtures: float64 by default, the built site, a local server for it, and a headless Chromium page.
+"""Shared fixtures: the built site, a local server for it, and a headless Chromium page.
 
 Browser tests need Debian's Chromium at /usr/bin/chromium (`apt-get install -y chromium`). Without it they skip with
 that message, except under CI (CI=true), where a missing browser is a failure: `.ci/run` installs it.

@@ -76,3 +76,8 @@ def test_check_tensor_messages():
         pair((1, 2, 3), "kernel_size")
     with pytest.raises(TypeError, match="pair of ints"):
         pair(True, "stride")
+
+
+def test_check_refuses_cases_that_do_not_fit_the_reference():
+    with pytest.raises(TypeError, match="does not fit the reference's parameters"):
+        check(lambda x: x, lambda image: image, [dict(x=1)])

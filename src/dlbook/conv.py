@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import torch
 
 from dlbook._checks import check_tensor, pair, positive_int
+from dlbook.arithmetic import same_padding
 
 __all__ = [
     "conv2d",
@@ -56,8 +57,7 @@ def resolve_padding(
             if stride != (1, 1):
                 raise ValueError(f"padding='same' needs stride=1 (as in PyTorch), got stride={stride}")
             (kh, kw), (dh, dw) = kernel_size, dilation
-            th, tw = dh * (kh - 1), dw * (kw - 1)
-            return (th // 2, th - th // 2, tw // 2, tw - tw // 2)
+            return same_padding(kh, 1, dh) + same_padding(kw, 1, dw)
         raise ValueError(f"padding must be an int, a pair of ints, 'valid' or 'same', got {padding!r}")
     ph, pw = pair(padding, "padding", minimum=0)
     return (ph, ph, pw, pw)

@@ -60,9 +60,16 @@ def check(
 
     A case on which the reference raises is one the reader's function must reject too (any exception).
     """
+    import inspect
+
+    signature = inspect.signature(reference)
     n = 0
     for case in cases:
         n += 1
+        try:
+            signature.bind(**case)
+        except TypeError as exc:  # a mistake in the exercise's cases, not in the reader's answer
+            raise TypeError(f"case {dict(case)!r} does not fit the reference's parameters {signature}: {exc}") from None
         try:
             expected = reference(**case)
         except (ValueError, TypeError) as exc:

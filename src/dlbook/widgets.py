@@ -358,6 +358,9 @@ class _HTMLApp:
     def _repr_html_(self) -> str:
         return self.html
 
+    def __repr__(self) -> str:  # the plain-text twin of the HTML output: short, never the whole page
+        return f"<interactive figure: {len(self.html):,} bytes of self-contained HTML and JavaScript>"
+
 
 def html_app(body: str, script: str, config: Mapping[str, Any], *, css: str = "") -> _HTMLApp:
     """A self-contained interactive block whose JavaScript computes what it draws (no kernel, no CDN).

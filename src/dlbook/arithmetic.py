@@ -1,0 +1,254 @@
+"""Convolution arithmetic (卷积的尺寸计算): the output size of convolution, pooling and transposed convolution.
+
+Chapters: ``book/convnets/padding.ipynb`` and ``book/convnets/stride.ipynb``.
+
+Every formula here is one spatial dimension; a 2-D layer applies it to the height and the width separately. Letters:
+``i`` input size, ``k`` kernel size, ``s`` stride (步长), ``p`` padding (填充) on *each* side, ``d`` dilation (膨胀),
+``o`` output size. A kernel dilated by ``d`` spans ``d(k - 1) + 1`` cells (its *effective* size), so a convolution fits
+
+.. math::
+
+    o = \\left\\lfloor \\frac{i + 2p - d(k - 1) - 1}{s} \\right\\rfloor + 1
+
+windows into the padded input. Pooling uses the same count, rounded up instead of down under ``ceil_mode`` (minus a
+window that would start in the right padding); a transposed convolution inverts the map ``i -> o`` of a convolution
+and uses ``output_padding`` to choose among the sizes a stride folds together:
+
+.. math::
+
+    o = (i - 1)s - 2p + d(k - 1) + \\text{output\\_padding} + 1.
+
+Each function agrees with the shapes PyTorch's layers produce, and refuses, with a ``ValueError`` that names the
+argument, what PyTorch's layers refuse. The functions take and return plain ints: no tensors are involved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from dlbook._checks import non_negative_int, positive_int
+
+__all__ = [
+    "effective_kernel_size",
+    "conv_output_size",
+    "pool_output_size",
+    "conv_transpose_output_size",
+    "same_padding",
+    "tf_same_padding",
+    "read_counts",
+    "unread_positions",
+    "receptive_field",
+]
+
+
+def effective_kernel_size(k: int, d: int = 1) -> int:
+    """How many input cells a kernel of ``k`` taps spaced ``d`` apart spans: ``d(k - 1) + 1``."""
+    k = positive_int(k, "k")
+    d = positive_int(d, "d")
+    return d * (k - 1) + 1
+
+
+def _resolve_conv_padding(p: int | str, s: int) -> int | str:
+    if isinstance(p, str):
+        if p == "valid":
+            return 0
+        if p == "same":
+            if s != 1:
+                raise ValueError(f"p='same' needs s=1: PyTorch refuses padding='same' for strided convolutions, got s={s}")
+            return p
+        raise ValueError(f"p must be a non-negative int, 'valid' or 'same', got {p!r}")
+    return non_negative_int(p, "p")
+
+
+def conv_output_size(i: int, k: int, s: int = 1, p: int | str = 0, d: int = 1) -> int:
+    """Output size of a convolution: ``floor((i + 2p - d(k - 1) - 1) / s) + 1``.
+
+    ``p`` may also be ``"valid"`` (no padding) or ``"same"`` (only with ``s=1``; the output then has size ``i``), as
+    in ``torch.nn.Conv2d``. Raises ``ValueError`` when the dilated kernel is larger than the padded input, which
+    PyTorch refuses too.
+
+    >>> conv_output_size(7, 3, s=2, p=1)
+    4
+    """
+    i = positive_int(i, "i")
+    k = positive_int(k, "k")
+    s = positive_int(s, "s")
+    d = positive_int(d, "d")
+    p = _resolve_conv_padding(p, s)
+    if p == "same":
+        return i  # "same" pads d(k - 1) in total, so i + d(k - 1) - d(k - 1) - 1 + 1 = i
+    span = d * (k - 1) + 1
+    if span > i + 2 * p:
+        raise ValueError(
+            f"k={k} with d={d} spans {span} cells, more than the padded input i + 2p = {i} + 2*{p} = {i + 2 * p}: "
+            "PyTorch raises for a kernel larger than its padded input"
+        )
+    return (i + 2 * p - span) // s + 1
+
+
+def pool_output_size(
+    i: int, k: int, s: int | None = None, p: int = 0, d: int = 1, ceil_mode: bool = False
+) -> int:
+    """Output size of max/average pooling, as ``torch.nn.MaxPool2d`` / ``AvgPool2d`` compute it.
+
+    ``s=None`` means ``s = k`` (PyTorch's default stride for pooling). With ``ceil_mode=False`` this is the
+    convolution formula. With ``ceil_mode=True`` the division rounds up, so a last, partial window that hangs over
+    the right edge still counts — except a window that would *start* in the right padding (at or after ``i + p``),
+    which PyTorch drops:
+
+    .. math::
+
+        o = \\left\\lceil \\frac{i + 2p - d(k - 1) - 1}{s} \\right\\rceil + 1,
+        \\qquad o \\leftarrow o - 1 \\text{ if } (o - 1)s \\ge i + p.
+
+    Raises ``ValueError`` for ``p > k // 2`` (PyTorch allows at most half the kernel as padding) and when no
+    window fits (output size below 1).
+
+    >>> pool_output_size(6, 3, s=2, p=1, ceil_mode=True)   # ceil(5/2) + 1 = 4; the 4th window starts at 6 < 7
+    4
+    >>> pool_output_size(5, 2, s=2, p=1, ceil_mode=True)   # ceil(5/2) + 1 = 4, but the 4th starts at 6 >= 6
+    3
+    """
+    i = positive_int(i, "i")
+    k = positive_int(k, "k")
+    s = k if s is None else positive_int(s, "s")
+    p = non_negative_int(p, "p")
+    d = positive_int(d, "d")
+    if not isinstance(ceil_mode, bool):
+        raise TypeError(f"ceil_mode must be a bool, got {ceil_mode!r}")
+    if p > k // 2:
+        raise ValueError(f"p={p} is more than half the kernel, k // 2 = {k // 2}: PyTorch's pooling refuses it")
+    span = d * (k - 1) + 1
+    numerator = i + 2 * p - span
+    o = (numerator + (s - 1 if ceil_mode else 0)) // s + 1  # // rounds towards -inf, as PyTorch's div_rtn
+    if ceil_mode and (o - 1) * s >= i + p:
+        o -= 1  # the last window would start in the right padding, reading no input at all
+    if o < 1:
+        raise ValueError(
+            f"no pooling window fits: i={i}, k={k}, s={s}, p={p}, d={d}, ceil_mode={ceil_mode} gives output size {o}"
+        )
+    return o
+
+
+def conv_transpose_output_size(
+    i: int, k: int, s: int = 1, p: int = 0, output_padding: int = 0, d: int = 1
+) -> int:
+    """Output size of a transposed convolution (转置卷积): ``(i - 1)s - 2p + d(k - 1) + output_padding + 1``.
+
+    A stride-``s`` convolution maps ``s`` different input sizes to the same output size (the floor discards the
+    remainder); ``output_padding`` (``0 <= output_padding < max(s, d)``, as PyTorch requires) picks which of them
+    the transposed convolution produces. It adds cells on one side only; it is not padding of the input.
+
+    Raises ``ValueError`` for ``output_padding >= max(s, d)`` and for an output size below 1.
+    """
+    i = positive_int(i, "i")
+    k = positive_int(k, "k")
+    s = positive_int(s, "s")
+    p = non_negative_int(p, "p")
+    output_padding = non_negative_int(output_padding, "output_padding")
+    d = positive_int(d, "d")
+    if output_padding >= max(s, d):
+        raise ValueError(
+            f"output_padding={output_padding} must be smaller than the stride s={s} or the dilation d={d}, "
+            "as PyTorch requires"
+        )
+    o = (i - 1) * s - 2 * p + d * (k - 1) + output_padding + 1
+    if o < 1:
+        raise ValueError(
+            f"output size (i - 1)s - 2p + d(k - 1) + output_padding + 1 = {o} is below 1 "
+            f"(i={i}, k={k}, s={s}, p={p}, output_padding={output_padding}, d={d}): padding p={p} crops everything"
+        )
+    return o
+
+
+def same_padding(k: int, s: int = 1, d: int = 1) -> tuple[int, int]:
+    """The ``(before, after)`` padding of PyTorch's ``padding="same"``: ``d(k - 1)`` in total, the extra one after.
+
+    With an even effective kernel the total is odd and the padding is asymmetric: the extra row or column goes to
+    the bottom/right, as ``torch.nn.Conv2d(padding="same")`` does. Only stride 1 keeps the size, so, like PyTorch,
+    ``s != 1`` raises ``ValueError`` (see :func:`tf_same_padding` for TensorFlow's strided ``"SAME"``).
+
+    >>> same_padding(3), same_padding(4), same_padding(3, d=2)
+    ((1, 1), (1, 2), (2, 2))
+    """
+    k = positive_int(k, "k")
+    s = positive_int(s, "s")
+    d = positive_int(d, "d")
+    if s != 1:
+        raise ValueError(f"'same' padding keeps the size only at s=1, got s={s}: PyTorch refuses padding='same' there")
+    total = d * (k - 1)
+    return total // 2, total - total // 2
+
+
+def tf_same_padding(i: int, k: int, s: int = 1, d: int = 1) -> tuple[int, int]:
+    """The ``(before, after)`` padding of TensorFlow's ``padding="SAME"``, which also works at stride ``s > 1``.
+
+    TensorFlow asks for ``o = ceil(i / s)`` outputs and pads just enough for them:
+    ``total = max((o - 1)s + d(k - 1) + 1 - i, 0)``, ``before = total // 2``, the rest after. The padding depends on
+    ``i`` (unlike PyTorch's layer argument), and at ``s = 1`` it equals :func:`same_padding`.
+    """
+    i = positive_int(i, "i")
+    k = positive_int(k, "k")
+    s = positive_int(s, "s")
+    d = positive_int(d, "d")
+    o = -(-i // s)  # ceil(i / s)
+    total = max((o - 1) * s + d * (k - 1) + 1 - i, 0)
+    return total // 2, total - total // 2
+
+
+def read_counts(i: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> tuple[int, ...]:
+    """How many windows of a convolution read each of the ``i`` input cells (padding cells not included).
+
+    Output ``j`` reads the padded cells ``j s + u d`` for ``u = 0 .. k - 1``, i.e. input cell ``j s + u d - p``.
+    With ``p = 0`` a border cell is read once while a central one is read ``k`` times (at ``s = d = 1``).
+    """
+    o = conv_output_size(i, k, s, p, d)
+    counts = [0] * i
+    for j in range(o):
+        for u in range(k):
+            x = j * s + u * d - p
+            if 0 <= x < i:
+                counts[x] += 1
+    return tuple(counts)
+
+
+def unread_positions(i: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> tuple[int, ...]:
+    """The input cells no window of the convolution reads: what a stride (or a dilation) leaves out.
+
+    Positions are indices into the unpadded input, ``0 .. i - 1``. When the windows overlap or touch
+    (``d = 1``, ``k >= s``) these are the last ``(i + 2p - k) mod s`` cells of the padded input, minus those that
+    are padding; a stride larger than the effective kernel also skips cells *between* windows, and a dilation can
+    skip cells inside every window.
+    """
+    return tuple(x for x, count in enumerate(read_counts(i, k, s, p, d)) if count == 0)
+
+
+def receptive_field(
+    k: Sequence[int], s: Sequence[int] | None = None, d: Sequence[int] | None = None
+) -> int:
+    """Receptive field (感受野) of one output cell of a stack of convolutions: how many input cells it can see.
+
+    Layer ``l`` adds ``d_l (k_l - 1)`` cells, measured in steps of the product of the strides before it:
+
+    .. math::
+
+        r = 1 + \\sum_{l} d_l (k_l - 1) \\prod_{m < l} s_m.
+
+    ``k``, ``s`` and ``d`` list the layers from input to output; ``s`` and ``d`` default to all ones.
+    """
+    if isinstance(k, str) or not isinstance(k, Sequence) or len(k) == 0:
+        raise ValueError(f"k must be a non-empty sequence of kernel sizes, one per layer, got {k!r}")
+    n = len(k)
+    strides = [1] * n if s is None else list(s)
+    dilations = [1] * n if d is None else list(d)
+    for name, values in (("s", strides), ("d", dilations)):
+        if len(values) != n:
+            raise ValueError(f"{name} must have one value per layer ({n}), got {len(values)}")
+    r, jump = 1, 1
+    for layer, (kl, sl, dl) in enumerate(zip(k, strides, dilations, strict=True)):
+        kl = positive_int(kl, f"k[{layer}]")
+        sl = positive_int(sl, f"s[{layer}]")
+        dl = positive_int(dl, f"d[{layer}]")
+        r += dl * (kl - 1) * jump
+        jump *= sl
+    return r

@@ -1,0 +1,390 @@
+"""Down-sampling (降采样) and up-sampling (升采样): changing a feature map's height and width by a factor.
+
+Chapter: ``book/convnets/resampling.ipynb``.
+
+Down-sampling by ``r`` takes (B, C, H, W) to (B, C', H/r, W/r). Strided pooling (:mod:`dlbook.pooling`) and
+strided convolution (:func:`dlbook.conv.conv2d` with ``stride=r``) summarise or filter each window and drop the rest;
+**space-to-depth** (:func:`pixel_unshuffle`, YOLOv2's "reorg" / passthrough layer) drops nothing: it moves every
+``r x r`` block of pixels into ``r^2`` channels, (B, C, H, W) -> (B, C r^2, H/r, W/r), and :func:`pixel_shuffle`
+moves them back exactly.
+
+Up-sampling by ``r`` goes the other way:
+
+* :func:`upsample_nearest` copies each pixel into an ``r x r`` block;
+* :func:`upsample_bilinear` interpolates between the four nearest input pixels;
+* :func:`pixel_shuffle` (depth-to-space) turns ``r^2`` channels into an ``r x r`` block;
+* :func:`max_unpool2d` puts each value back where :func:`dlbook.pooling.max_pool2d` found it, zeros elsewhere;
+* :func:`conv_transpose2d`, the **transposed convolution** (转置卷积): insert ``s - 1`` zeros between input pixels,
+  pad the border with ``d (k - 1) - p`` zeros (plus ``output_padding`` at the bottom/right), and run an ordinary
+  stride-1 convolution with the kernel flipped and its in/out channels swapped. It is the gradient of
+  :func:`dlbook.conv.conv2d` with respect to its input, which is why it is also called "backward convolution"; it is
+  *not* an inverse of convolution, whatever the name "deconvolution" suggests.
+
+Public functions mirror their ``torch.nn.functional`` twins (``pixel_shuffle``, ``pixel_unshuffle``,
+``max_unpool2d``, ``conv_transpose2d``; ``upsample_nearest`` and ``upsample_bilinear`` mirror
+``interpolate(input, scale_factor=..., mode="nearest" | "bilinear", align_corners=...)``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from dlbook._checks import check_tensor, pair, positive_int
+from dlbook.arithmetic import conv_transpose_output_size
+from dlbook.conv import conv2d
+
+__all__ = [
+    "pixel_unshuffle",
+    "pixel_shuffle",
+    "space_to_depth_weight",
+    "upsample_nearest",
+    "upsample_bilinear",
+    "bilinear_source",
+    "max_unpool2d",
+    "insert_zeros",
+    "transposed_kernel",
+    "conv_transpose2d",
+    "conv_transpose2d_loops",
+]
+
+IntPair = int | Sequence[int]
+
+
+def _check_factor(value: object, name: str) -> int:
+    """A scale factor that must be a positive int (pixel shuffles move whole pixels)."""
+    if isinstance(value, float) and value.is_integer():
+        raise TypeError(f"{name} must be an int, got the float {value!r} (write {int(value)})")
+    return positive_int(value, name)
+
+
+def pixel_unshuffle(input: torch.Tensor, downscale_factor: int) -> torch.Tensor:
+    """Space-to-depth: every ``r x r`` block of pixels becomes ``r^2`` channels, as
+    ``torch.nn.functional.pixel_unshuffle``.
+
+    Shapes: input (*, C, H, W) with H and W divisible by ``r``; output (*, C r^2, H/r, W/r). Output channel
+    ``c r^2 + a r + b`` holds the pixels at offset ``(a, b)`` of every block of input channel ``c``:
+
+    .. math::  y[c r^2 + a r + b,\\ i,\\ j] = x[c,\\ i r + a,\\ j r + b]
+
+    Nothing is lost: :func:`pixel_shuffle` with the same ``r`` gives the input back exactly.
+    """
+    check_tensor(input, "input", range(3, 9))
+    r = _check_factor(downscale_factor, "downscale_factor")
+    *lead, C, H, W = input.shape
+    if H % r or W % r:
+        raise ValueError(f"downscale_factor={r} must divide the input's height and width, got {H}x{W}")
+    x = input.reshape(-1, C, H // r, r, W // r, r)  # (N, C, H/r, a, W/r, b): row = i r + a, col = j r + b
+    x = x.permute(0, 1, 3, 5, 2, 4)  # (N, C, a, b, H/r, W/r)
+    return x.reshape(*lead, C * r * r, H // r, W // r)  # (*, C r^2, H/r, W/r)
+
+
+def pixel_shuffle(input: torch.Tensor, upscale_factor: int) -> torch.Tensor:
+    """Depth-to-space: every ``r^2`` channels become one channel of ``r x r`` blocks, as
+    ``torch.nn.functional.pixel_shuffle`` — the exact inverse of :func:`pixel_unshuffle`.
+
+    Shapes: input (*, C r^2, H, W); output (*, C, H r, W r), with ``y[c, i r + a, j r + b] = x[c r^2 + a r + b, i, j]``.
+    After a convolution that makes ``C r^2`` channels this is the "sub-pixel convolution" up-sampler.
+    """
+    check_tensor(input, "input", range(3, 9))
+    r = _check_factor(upscale_factor, "upscale_factor")
+    *lead, Cr2, H, W = input.shape
+    if Cr2 % (r * r):
+        raise ValueError(f"the input's {Cr2} channels must be divisible by upscale_factor**2 = {r * r}")
+    C = Cr2 // (r * r)
+    x = input.reshape(-1, C, r, r, H, W)  # (N, C, a, b, H, W)
+    x = x.permute(0, 1, 4, 2, 5, 3)  # (N, C, H, a, W, b)
+    return x.reshape(*lead, C, H * r, W * r)  # (*, C, H r, W r)
+
+
+def space_to_depth_weight(channels: int, downscale_factor: int, *, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """The kernel that makes a strided convolution *be* :func:`pixel_unshuffle`.
+
+    Returns (C r^2, 1, r, r): filter ``c r^2 + a r + b`` is 1 at ``(a, b)`` and 0 elsewhere. With
+    ``conv2d(x, weight, stride=r, groups=C)`` each filter picks one pixel of every block of its channel, which is
+    space-to-depth written as a (fixed, one-hot) strided convolution.
+    """
+    C = positive_int(channels, "channels")
+    r = _check_factor(downscale_factor, "downscale_factor")
+    eye = torch.eye(r * r, dtype=dtype)  # (r^2, r^2): row a r + b is one-hot at a r + b
+    return eye.reshape(1, r * r, 1, r, r).expand(C, r * r, 1, r, r).reshape(C * r * r, 1, r, r)  # (C r^2, 1, r, r)
+
+
+def upsample_nearest(input: torch.Tensor, scale_factor: IntPair) -> torch.Tensor:
+    """Nearest-neighbour up-sampling by a whole factor: each pixel becomes an ``s_h x s_w`` block.
+
+    Shapes: input (B, C, H, W) or (C, H, W); output (B, C, H s_h, W s_w), ``y[i, j] = x[floor(i / s_h),
+    floor(j / s_w)]``. Same as ``interpolate(input, scale_factor=s, mode="nearest")``; ``scale_factor`` must be a
+    positive int or a pair of them here (a fractional factor would copy some pixels more often than others).
+    """
+    check_tensor(input, "input", (3, 4))
+    if isinstance(scale_factor, float):
+        raise TypeError(f"scale_factor must be a positive int or a pair of them, got {scale_factor!r}")
+    sh, sw = pair(scale_factor, "scale_factor")
+    H, W = input.shape[-2:]
+    rows = torch.arange(H * sh) // sh  # (H sh,) source row of each output row
+    cols = torch.arange(W * sw) // sw  # (W sw,)
+    return input[..., rows, :][..., cols]  # (B, C, H sh, W sw)
+
+
+def _scale_pair(scale_factor: object) -> tuple[float, float]:
+    values = scale_factor if isinstance(scale_factor, Sequence) and not isinstance(scale_factor, str) else None
+    if values is None:
+        values = (scale_factor, scale_factor)
+    if len(values) != 2 or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        raise TypeError(f"scale_factor must be a positive number or a pair of them, got {scale_factor!r}")
+    if not all(math.isfinite(v) and v > 0 for v in values):
+        raise ValueError(f"scale_factor must be positive and finite, got {scale_factor!r}")
+    return float(values[0]), float(values[1])
+
+
+def bilinear_source(n_in: int, n_out: int, scale: float, align_corners: bool) -> torch.Tensor:
+    """Where output position ``i`` samples the input, in input pixel coordinates (n_out,), float64.
+
+    ``align_corners=True``: the first and last pixel *centres* of input and output line up,
+    ``src = i (n_in - 1) / (n_out - 1)``. ``align_corners=False``: pixels are squares and their *edges* line up,
+    ``src = (i + 1/2) / scale - 1/2``, clamped at 0 (PyTorch's rule; ``scale`` is the requested factor).
+    Where the output has the input's size (a factor such as 1.2 on 2 pixels), PyTorch copies: ``src = i``.
+    """
+    i = torch.arange(n_out, dtype=torch.float64)  # (n_out,)
+    if n_out == n_in:
+        return i
+    if align_corners:
+        return i * ((n_in - 1) / (n_out - 1)) if n_out > 1 else torch.zeros(n_out, dtype=torch.float64)
+    return ((i + 0.5) / scale - 0.5).clamp(min=0.0)  # (n_out,)
+
+
+def _lerp_along(x: torch.Tensor, dim: int, src: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation of ``x`` along ``dim`` at the fractional positions ``src``."""
+    n = x.shape[dim]
+    lo = src.floor().long().clamp(max=n - 1)  # (n_out,) left neighbour
+    hi = (lo + 1).clamp(max=n - 1)  # (n_out,) right neighbour (the last pixel is its own neighbour)
+    frac = (src - lo).to(x.dtype)  # (n_out,) weight of the right neighbour
+    shape = [1] * x.ndim
+    shape[dim] = -1
+    frac = frac.view(shape)
+    return x.index_select(dim, lo) * (1 - frac) + x.index_select(dim, hi) * frac
+
+
+def upsample_bilinear(input: torch.Tensor, scale_factor: float | Sequence[float],
+                      align_corners: bool = False) -> torch.Tensor:
+    """Bilinear up-sampling: each output pixel is a weighted mean of the four nearest input pixels.
+
+    Shapes: input (B, C, H, W) or (C, H, W); output (B, C, floor(H s_h), floor(W s_w)). Same as
+    ``interpolate(input, scale_factor=s, mode="bilinear", align_corners=align_corners)`` (note that the old
+    ``F.upsample_bilinear`` always used ``align_corners=True``). Interpolating along the rows and then along the
+    columns is the same as weighting the four neighbours by ``(1 - a)(1 - b), (1 - a) b, a (1 - b), a b``.
+    """
+    check_tensor(input, "input", (3, 4))
+    if not isinstance(align_corners, bool):
+        raise TypeError(f"align_corners must be a bool, got {align_corners!r}")
+    sh, sw = _scale_pair(scale_factor)
+    H, W = input.shape[-2:]
+    Ho, Wo = math.floor(H * sh), math.floor(W * sw)
+    if Ho < 1 or Wo < 1:
+        raise ValueError(f"scale_factor={scale_factor!r} turns a {H}x{W} input into an empty {Ho}x{Wo} output")
+    y = _lerp_along(input, -2, bilinear_source(H, Ho, sh, align_corners))  # (B, C, Ho, W)
+    return _lerp_along(y, -1, bilinear_source(W, Wo, sw, align_corners))  # (B, C, Ho, Wo)
+
+
+def max_unpool2d(
+    input: torch.Tensor,
+    indices: torch.Tensor,
+    kernel_size: IntPair,
+    stride: IntPair | None = None,
+    padding: IntPair = 0,
+    output_size: Sequence[int] | None = None,
+) -> torch.Tensor:
+    """Max-unpooling (反池化): put every value back at the position its max-pooling found, zeros elsewhere.
+
+    Shapes: input and indices (B, C, H, W) or (C, H, W), as returned by
+    ``max_pool2d(..., return_indices=True)``; output (B, C, H_out, W_out) with
+    ``H_out = (H - 1) s - 2p + k`` unless ``output_size`` (the pooled input's size, (H_out, W_out) or the full
+    shape) says otherwise. Same as ``torch.nn.functional.max_unpool2d``. It is not a convolution: nothing is
+    interpolated; everything but the remembered maxima is 0.
+    """
+    check_tensor(input, "input", (3, 4))
+    if not isinstance(indices, torch.Tensor) or indices.dtype != torch.int64:
+        raise TypeError(f"indices must be an int64 tensor (from max_pool2d(return_indices=True)), got {indices!r}")
+    if indices.shape != input.shape:
+        raise ValueError(f"indices must have the input's shape {tuple(input.shape)}, got {tuple(indices.shape)}")
+    k = pair(kernel_size, "kernel_size")
+    s = k if stride is None else pair(stride, "stride")
+    p = pair(padding, "padding", minimum=0)
+    H, W = input.shape[-2:]
+    default = ((H - 1) * s[0] - 2 * p[0] + k[0], (W - 1) * s[1] - 2 * p[1] + k[1])  # undoes the pooling's size
+    if output_size is None:
+        size = default
+    else:
+        size = tuple(output_size)[-2:]
+        if len(tuple(output_size)) not in (2, input.ndim) or not all(isinstance(n, int) for n in size):
+            raise ValueError(f"output_size must be (H_out, W_out) or the full output shape, got {output_size!r}")
+        for n, dflt, ss in zip(size, default, s, strict=True):
+            if not dflt - ss < n < dflt + ss:
+                raise ValueError(f"output_size={tuple(output_size)!r} must be within stride of {default} (exclusive)")
+    if min(size) < 1:
+        raise ValueError(f"the output would be {size[0]}x{size[1]}: check kernel_size, stride and padding")
+    Ho, Wo = size
+    if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= Ho * Wo):
+        raise ValueError(f"indices must lie in [0, {Ho * Wo}) for a {Ho}x{Wo} output, "
+                         f"got values from {int(indices.min())} to {int(indices.max())}")
+    flat = input.flatten(-2)  # (B, C, H*W)
+    out = flat.new_zeros(*flat.shape[:-1], Ho * Wo)  # (B, C, Ho*Wo)
+    out = out.scatter(-1, indices.flatten(-2), flat)  # each value to its remembered position
+    return out.unflatten(-1, (Ho, Wo))  # (B, C, Ho, Wo)
+
+
+def insert_zeros(input: torch.Tensor, stride: IntPair) -> torch.Tensor:
+    """Put ``s - 1`` zeros between neighbouring pixels: (B, C, H, W) -> (B, C, (H - 1) s_h + 1, (W - 1) s_w + 1).
+
+    The first step of a transposed convolution with stride ``s`` ("fractionally strided": after this, a stride-1
+    convolution moves ``1/s`` of an input pixel per output pixel).
+    """
+    check_tensor(input, "input", (3, 4))
+    sh, sw = pair(stride, "stride")
+    H, W = input.shape[-2:]
+    out = input.new_zeros(*input.shape[:-2], (H - 1) * sh + 1, (W - 1) * sw + 1)  # (B, C, H', W')
+    out[..., ::sh, ::sw] = input  # the original pixels, s apart
+    return out
+
+
+def transposed_kernel(weight: torch.Tensor, groups: int = 1) -> torch.Tensor:
+    """The kernel of the stride-1 convolution inside :func:`conv_transpose2d`: swap in/out channels and flip.
+
+    ``weight`` (C_in, C_out/G, kH, kW), laid out as ``torch.nn.functional.conv_transpose2d`` wants it, becomes
+    (C_out, C_in/G, kH, kW) with both spatial axes reversed, so that
+    ``w'[g, o, c, u, v] = w[g, c, o, kH - 1 - u, kW - 1 - v]`` within each group ``g``.
+    """
+    check_tensor(weight, "weight", (4,))
+    G = positive_int(groups, "groups")
+    Cin, Cog, kh, kw = weight.shape
+    if Cin % G:
+        raise ValueError(f"groups={G} must divide the weight's {Cin} input channels (its first dimension)")
+    w = weight.reshape(G, Cin // G, Cog, kh, kw)  # (G, C_in/G, C_out/G, kH, kW)
+    w = w.transpose(1, 2)  # (G, C_out/G, C_in/G, kH, kW)
+    return w.reshape(G * Cog, Cin // G, kh, kw).flip(-2, -1)  # (C_out, C_in/G, kH, kW)
+
+
+def _pad_or_crop(x: torch.Tensor, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
+    """Zero-pad (positive amounts) or crop (negative amounts) each border of (B, C, H, W)."""
+    x = x[..., max(-top, 0) : x.shape[-2] - max(-bottom, 0), max(-left, 0) : x.shape[-1] - max(-right, 0)]
+    top, bottom, left, right = (max(n, 0) for n in (top, bottom, left, right))
+    if top == bottom == left == right == 0:
+        return x
+    B, C, H, W = x.shape
+    out = x.new_zeros(B, C, H + top + bottom, W + left + right)  # (B, C, H', W')
+    out[..., top : top + H, left : left + W] = x
+    return out
+
+
+def _check_transpose_args(input, weight, bias, stride, padding, output_padding, groups, dilation):
+    check_tensor(input, "input", (3, 4))
+    check_tensor(weight, "weight", (4,))
+    s = pair(stride, "stride")
+    p = pair(padding, "padding", minimum=0)
+    op = pair(output_padding, "output_padding", minimum=0)
+    d = pair(dilation, "dilation")
+    G = positive_int(groups, "groups")
+    Cin, Cog, kh, kw = weight.shape
+    C = input.shape[-3]
+    if C != Cin:
+        raise ValueError(f"the input has {C} channels but the weight's first dimension (C_in) is {Cin}")
+    if Cin % G:
+        raise ValueError(f"groups={G} must divide the input's {Cin} channels")
+    if bias is not None:
+        check_tensor(bias, "bias", (1,))
+        if bias.shape[0] != Cog * G:
+            raise ValueError(f"bias must have {Cog * G} elements (one per output channel), got {bias.shape[0]}")
+    if input.dtype != weight.dtype:
+        raise TypeError(f"input and weight must have the same dtype, got {input.dtype} and {weight.dtype}")
+    for name, o, ss, dd in (("height", op[0], s[0], d[0]), ("width", op[1], s[1], d[1])):
+        if o >= max(ss, dd):
+            raise ValueError(f"output_padding must be smaller than stride or dilation (as in PyTorch), got "
+                             f"output_padding={o}, stride={ss}, dilation={dd} in {name}")
+    H, W = input.shape[-2:]
+    for name, n, ss, pp, dd, k, o in (("height", H, s[0], p[0], d[0], kh, op[0]),
+                                      ("width", W, s[1], p[1], d[1], kw, op[1])):
+        if (n - 1) * ss + dd * (k - 1) + o + 1 <= 2 * pp:
+            raise ValueError(f"padding={pp} crops the whole output in {name}: (H - 1)s - 2p + d(k - 1) + "
+                             f"output_padding + 1 = {(n - 1) * ss - 2 * pp + dd * (k - 1) + o + 1} < 1")
+    out = tuple(conv_transpose_output_size(n, k, ss, pp, o, dd)
+                for n, k, ss, pp, o, dd in zip((H, W), (kh, kw), s, p, op, d, strict=True))
+    return s, p, op, d, G, out
+
+
+def conv_transpose2d(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: IntPair = 1,
+    padding: IntPair = 0,
+    output_padding: IntPair = 0,
+    groups: int = 1,
+    dilation: IntPair = 1,
+) -> torch.Tensor:
+    """Transposed convolution as a stride-1 convolution, the same result as
+    ``torch.nn.functional.conv_transpose2d``.
+
+    Shapes: input (B, C_in, H, W) or (C_in, H, W); weight (C_in, C_out/G, kH, kW); bias (C_out,) or None;
+    output (B, C_out, H_out, W_out) with ``H_out = (H - 1) s - 2p + d (kH - 1) + output_padding + 1``.
+
+    Four steps (per dimension):
+
+    1. :func:`insert_zeros`: ``s - 1`` zeros between neighbouring inputs -> length ``(H - 1) s + 1``;
+    2. pad each border with ``d (k - 1) - p`` zeros (crop if that is negative) and add ``output_padding`` more
+       rows/columns at the bottom/right;
+    3. :func:`transposed_kernel`: swap the kernel's in/out channels and flip it in both spatial axes;
+    4. an ordinary stride-1 :func:`dlbook.conv.conv2d` with dilation ``d`` and the same groups.
+    """
+    s, p, op, d, G, _ = _check_transpose_args(input, weight, bias, stride, padding, output_padding, groups, dilation)
+    unbatched = input.ndim == 3
+    x = input.unsqueeze(0) if unbatched else input  # (B, C_in, H, W)
+    kh, kw = weight.shape[-2:]
+    z = insert_zeros(x, s)  # (B, C_in, (H-1)s+1, (W-1)s+1)
+    bh, bw = d[0] * (kh - 1) - p[0], d[1] * (kw - 1) - p[1]  # border of each side
+    z = _pad_or_crop(z, bh, bh + op[0], bw, bw + op[1])  # (B, C_in, H', W')
+    y = conv2d(z, transposed_kernel(weight, G), bias, stride=1, padding=0, dilation=d, groups=G)  # (B, C_out, Ho, Wo)
+    return y.squeeze(0) if unbatched else y
+
+
+def conv_transpose2d_loops(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: IntPair = 1,
+    padding: IntPair = 0,
+    output_padding: IntPair = 0,
+    groups: int = 1,
+    dilation: IntPair = 1,
+) -> torch.Tensor:
+    """Transposed convolution as stamping, for reading: same contract as :func:`conv_transpose2d`.
+
+    Each input pixel ``x[c, i, j]`` adds a copy of its kernel, scaled by its value, to the output at rows
+    ``i s + u d`` and columns ``j s + v d``; afterwards ``p`` rows/columns are cut from each border (and
+    ``output_padding`` extra ones kept at the bottom/right). Where ``k`` is not a multiple of ``s`` the stamps
+    overlap unevenly: that is where checkerboard artefacts come from.
+    """
+    s, p, op, d, G, (Ho, Wo) = _check_transpose_args(input, weight, bias, stride, padding, output_padding, groups,
+                                                     dilation)
+    unbatched = input.ndim == 3
+    x = input.unsqueeze(0) if unbatched else input  # (B, C_in, H, W)
+    B, Cin, H, W = x.shape
+    _, Cog, kh, kw = weight.shape
+    span_h, span_w = d[0] * (kh - 1) + 1, d[1] * (kw - 1) + 1
+    full_h = max((H - 1) * s[0] + span_h, p[0] + Ho)  # every stamp, and the output_padding margin
+    full_w = max((W - 1) * s[1] + span_w, p[1] + Wo)
+    canvas = x.new_zeros(B, G, Cog, full_h, full_w)  # (B, G, C_out/G, H_full, W_full); zeros in the op margin
+    xg = x.reshape(B, G, Cin // G, H, W)  # (B, G, C_in/G, H, W)
+    wg = weight.reshape(G, Cin // G, Cog, kh, kw)  # (G, C_in/G, C_out/G, kH, kW)
+    for i in range(H):
+        for j in range(W):
+            stamp = torch.einsum("bgc,gcouv->bgouv", xg[:, :, :, i, j], wg)  # (B, G, C_out/G, kH, kW)
+            rows = slice(i * s[0], i * s[0] + span_h, d[0])
+            cols = slice(j * s[1], j * s[1] + span_w, d[1])
+            canvas[:, :, :, rows, cols] = canvas[:, :, :, rows, cols] + stamp
+    y = canvas[..., p[0] : p[0] + Ho, p[1] : p[1] + Wo].reshape(B, G * Cog, Ho, Wo)  # (B, C_out, Ho, Wo)
+    if bias is not None:
+        y = y + bias.view(1, -1, 1, 1)
+    return y.squeeze(0) if unbatched else y
