@@ -1,0 +1,686 @@
+"""Regularization (正则化): penalties, weight decay, clipping, dropout, early stopping.
+
+Chapter: ``book/training/regularization.ipynb``.
+
+Five different things are often lumped together as "penalising the gradient". They act
+at different places:
+
+* a **penalty term** on the loss changes *what* is minimised: ``L(w) + λ/2·||w||²``
+  (L2, :func:`l2_penalty`) or ``L(w) + λ·||w||₁`` (L1, :func:`l1_penalty`);
+* **weight decay** (权重衰减) shrinks the weights at every step, ``w ← (1 − ηλ)·w − η·g``.
+  Under plain SGD it *is* the L2 penalty (:func:`sgd_step_with_l2`,
+  :func:`sgd_step_with_weight_decay`); under Adam it is not (:func:`adam_step` with
+  ``decoupled=False`` is ``torch.optim.Adam(weight_decay=λ)``, with ``decoupled=True``
+  it is ``torch.optim.AdamW``);
+* the **proximal step** of the L1 penalty, soft thresholding (:func:`soft_threshold`),
+  sets small weights to exactly zero (:func:`l1_proximal_step`,
+  :func:`lasso_regression`);
+* **gradient clipping** (梯度裁剪) rescales the gradient when its norm exceeds a bound: it
+  limits the *size of a step*, not the solution (:func:`get_total_norm`,
+  :func:`clip_grad_norm`, :func:`clip_gradients`);
+* a true **gradient penalty** (梯度惩罚) adds the norm of the gradient of the model's
+  *output with respect to its input* to the loss, as in WGAN-GP
+  (:func:`input_gradient_penalty`).
+
+Also here: **dropout** (:func:`dropout`, :class:`Dropout`), **early stopping**
+(:func:`early_stopping`), and the small problems the chapter measures them on:
+polynomial regression (:func:`legendre_features`, :func:`ridge_regression`) and a
+full-batch training loop that returns its history (:func:`fit_full_batch`).
+
+Conventions: parameters and gradients are sequences of tensors of any shape; the data
+loss of the regressions is ``L(w) = 1/(2N)·||X w − y||²``; every "step" function is
+pure — it returns new tensors and changes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from dlbook._checks import non_negative_int, positive_int
+
+__all__ = [
+    "l2_penalty",
+    "l1_penalty",
+    "sgd_step_with_l2",
+    "sgd_step_with_weight_decay",
+    "AdamState",
+    "adam_init",
+    "adam_step",
+    "soft_threshold",
+    "l1_proximal_step",
+    "get_total_norm",
+    "clip_grad_norm",
+    "clip_gradients",
+    "input_gradient_penalty",
+    "dropout_mask",
+    "apply_dropout_mask",
+    "dropout",
+    "Dropout",
+    "EarlyStop",
+    "early_stopping",
+    "legendre_features",
+    "ridge_regression",
+    "lasso_regression",
+    "FitHistory",
+    "fit_full_batch",
+]
+
+Tensors = torch.Tensor | Iterable[torch.Tensor]
+
+
+# ---------------------------------------------------------------- argument checks
+def _number(value: object, name: str, *, minimum: float = 0.0,
+            allow_inf: bool = False) -> float:
+    """``value`` as a float >= ``minimum`` (finite unless ``allow_inf``), else
+    raise."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if math.isnan(value) or (math.isinf(value) and not allow_inf) or value < minimum:
+        raise ValueError(f"{name} must be a finite number >= {minimum:g}, "
+                         f"got {value!r}")
+    return value
+
+
+def _probability(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a probability between 0 and 1, "
+                         f"got {value!r}")
+    return float(value)
+
+
+def _tensor_list(tensors: object, name: str) -> list[torch.Tensor]:
+    """A tensor or an iterable of tensors, as a list (as ``torch.nn.utils`` takes
+    them)."""
+    if isinstance(tensors, torch.Tensor):
+        return [tensors]
+    if isinstance(tensors, str | bytes) or not isinstance(tensors, Iterable):
+        raise TypeError(f"{name} must be a tensor or an iterable of tensors, "
+                        f"got {type(tensors).__name__}")
+    out = list(tensors)
+    for i, t in enumerate(out):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name}[{i}] must be a torch.Tensor, "
+                            f"got {type(t).__name__}")
+        if not t.is_floating_point():
+            raise TypeError(f"{name}[{i}] must be a floating-point tensor, "
+                            f"got {t.dtype}")
+    return out
+
+
+def _pairs(params: object,
+           grads: object) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    ps, gs = _tensor_list(params, "params"), _tensor_list(grads, "grads")
+    if len(ps) != len(gs):
+        raise ValueError(f"params and grads must have the same length, "
+                         f"got {len(ps)} and {len(gs)}")
+    for i, (p, g) in enumerate(zip(ps, gs, strict=True)):
+        if p.shape != g.shape:
+            raise ValueError(f"grads[{i}] must have the shape of params[{i}] "
+                             f"{tuple(p.shape)}, got {tuple(g.shape)}")
+    return ps, gs
+
+
+# ---------------------------------------------------------------- penalty terms
+def l2_penalty(parameters: Tensors, strength: float) -> torch.Tensor:
+    """The L2 penalty ``λ/2 · Σ_w ||w||²`` over all ``parameters``; its gradient is
+    ``λ·w``.
+
+    Add it to the loss: ``data_loss + l2_penalty(model.parameters(), λ)``. The factor
+    1/2 makes the gradient ``λ·w`` — exactly what ``torch.optim.SGD(weight_decay=λ)``
+    adds to each gradient. Returns a 0-dim tensor (0 for no parameters).
+    """
+    strength = _number(strength, "strength")
+    ps = _tensor_list(parameters, "parameters")
+    if not ps:
+        return torch.tensor(0.0)
+    return strength / 2 * sum((p * p).sum() for p in ps)  # ()
+
+
+def l1_penalty(parameters: Tensors, strength: float) -> torch.Tensor:
+    """The L1 penalty ``λ · Σ_w ||w||₁``; its (sub)gradient is ``λ·sign(w)``.
+
+    The gradient has the same size ``λ`` however small a weight is, so the penalty can
+    push a weight all the way to zero — but a plain gradient step overshoots zero and
+    oscillates around it; the proximal step (:func:`l1_proximal_step`) lands on zero
+    exactly. Returns a 0-dim tensor (0 for no parameters).
+    """
+    strength = _number(strength, "strength")
+    ps = _tensor_list(parameters, "parameters")
+    if not ps:
+        return torch.tensor(0.0)
+    return strength * sum(p.abs().sum() for p in ps)  # ()
+
+
+# ---------------------------------------------------------------- SGD
+@torch.no_grad()
+def sgd_step_with_l2(
+    params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor], lr: float,
+    weight_decay: float,
+) -> list[torch.Tensor]:
+    """One SGD step on ``L(w) + λ/2·||w||²``: ``w ← w − η·(g + λ·w)``, ``g`` = ∇L(w).
+
+    This is ``torch.optim.SGD(lr=η, weight_decay=λ)`` (without momentum). Returns new
+    tensors.
+    """
+    ps, gs = _pairs(params, grads)
+    lr, weight_decay = _number(lr, "lr"), _number(weight_decay, "weight_decay")
+    return [p - lr * (g + weight_decay * p) for p, g in zip(ps, gs, strict=True)]
+
+
+@torch.no_grad()
+def sgd_step_with_weight_decay(
+    params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor], lr: float,
+    weight_decay: float,
+) -> list[torch.Tensor]:
+    """One SGD step with weight decay: shrink, then step, ``w ← (1 − η·λ)·w − η·g``.
+
+    Expanding the brackets gives ``w − η·(g + λ·w)``, the step of
+    :func:`sgd_step_with_l2`: under SGD, weight decay and the L2 penalty are one
+    method written two ways. Returns new tensors.
+    """
+    ps, gs = _pairs(params, grads)
+    lr, weight_decay = _number(lr, "lr"), _number(weight_decay, "weight_decay")
+    return [(1 - lr * weight_decay) * p - lr * g for p, g in zip(ps, gs, strict=True)]
+
+
+# ---------------------------------------------------------------- Adam / AdamW
+@dataclass(frozen=True)
+class AdamState:
+    """Adam's memory: the step count ``t`` and, per parameter, the running means ``m``
+    of the gradient and ``v`` of its square (``exp_avg``, ``exp_avg_sq`` in PyTorch).
+    """
+
+    step: int
+    exp_avg: tuple[torch.Tensor, ...]
+    exp_avg_sq: tuple[torch.Tensor, ...]
+
+
+def adam_init(params: Sequence[torch.Tensor]) -> AdamState:
+    """The state before the first step: ``t = 0``, ``m = v = 0``."""
+    ps = _tensor_list(params, "params")
+    zeros = tuple(torch.zeros_like(p).detach() for p in ps)
+    return AdamState(0, zeros, tuple(z.clone() for z in zeros))
+
+
+@torch.no_grad()
+def adam_step(
+    params: Sequence[torch.Tensor],
+    grads: Sequence[torch.Tensor],
+    state: AdamState,
+    *,
+    lr: float = 1e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    decoupled: bool = False,
+) -> tuple[list[torch.Tensor], AdamState]:
+    """One Adam step; returns the new parameters and state (nothing changes in place).
+
+    With ``g`` the gradient of the loss and ``t`` the new step count:
+
+    .. math::
+
+        g' = g + λ w \\;\\text{(only if not decoupled)}, \\quad
+        m = β_1 m + (1-β_1) g', \\quad v = β_2 v + (1-β_2) g'^2,
+
+        w \\leftarrow w' - η \\, \\frac{m / (1-β_1^t)}{\\sqrt{v / (1-β_2^t)} + ε},
+        \\quad w' = (1 - ηλ)\\, w \\text{ if decoupled, else } w .
+
+    ``decoupled=False`` is ``torch.optim.Adam(weight_decay=λ)``: the L2 gradient
+    ``λw`` is divided by ``√v`` too, so a weight with large gradients is hardly
+    decayed. ``decoupled=True`` is ``torch.optim.AdamW(weight_decay=λ)``: every weight
+    shrinks by the same factor ``1 − ηλ`` per step. (No ``amsgrad`` or ``maximize``.)
+    """
+    ps, gs = _pairs(params, grads)
+    if not isinstance(state, AdamState):
+        raise TypeError(f"state must be an AdamState (from adam_init), "
+                        f"got {type(state).__name__}")
+    if len(state.exp_avg) != len(ps):
+        raise ValueError(f"state holds {len(state.exp_avg)} parameters, "
+                         f"params has {len(ps)}")
+    lr, eps = _number(lr, "lr"), _number(eps, "eps")
+    weight_decay = _number(weight_decay, "weight_decay")
+    if not (isinstance(betas, tuple | list) and len(betas) == 2):
+        raise TypeError(f"betas must be a pair of numbers, got {betas!r}")
+    beta1, beta2 = (_number(b, "betas") for b in betas)
+    if beta1 >= 1 or beta2 >= 1:
+        raise ValueError(f"betas must be in [0, 1), got {tuple(betas)!r}")
+    if not isinstance(decoupled, bool):
+        raise TypeError(f"decoupled must be a bool, got {decoupled!r}")
+    t = state.step + 1
+    new_params, new_m, new_v = [], [], []
+    for p, g, m, v in zip(ps, gs, state.exp_avg, state.exp_avg_sq, strict=True):
+        if decoupled:
+            p = p * (1 - lr * weight_decay)  # AdamW: shrink the weight itself
+        else:
+            g = g + weight_decay * p  # Adam: the L2 gradient joins the loss gradient
+        m = beta1 * m + (1 - beta1) * g  # running mean of the gradient
+        v = beta2 * v + (1 - beta2) * g * g  # running mean of its square
+        m_hat = m / (1 - beta1**t)  # bias correction: m and v start at 0
+        v_hat = v / (1 - beta2**t)
+        new_params.append(p - lr * m_hat / (v_hat.sqrt() + eps))
+        new_m.append(m)
+        new_v.append(v)
+    return new_params, AdamState(t, tuple(new_m), tuple(new_v))
+
+
+# ---------------------------------------------------------------- L1: proximal step
+def soft_threshold(input: torch.Tensor, lambd: float = 0.5) -> torch.Tensor:
+    """Soft thresholding (软阈值), the proximal operator of ``λ·||w||₁``:
+    ``sign(w)·max(|w| − λ, 0)``.
+
+    Every entry moves towards 0 by ``λ``; an entry within ``λ`` of 0 becomes exactly
+    0. PyTorch ships it as ``torch.nn.functional.softshrink(input, lambd=0.5)``; the
+    arguments mirror it.
+    """
+    if not isinstance(input, torch.Tensor) or not input.is_floating_point():
+        raise TypeError(f"input must be a floating-point tensor, "
+                        f"got {type(input).__name__}")
+    lambd = _number(lambd, "lambd")
+    return torch.sign(input) * torch.clamp(input.abs() - lambd, min=0.0)  # as input
+
+
+@torch.no_grad()
+def l1_proximal_step(
+    params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor], lr: float,
+    strength: float,
+) -> list[torch.Tensor]:
+    """One proximal-gradient (ISTA) step on ``L(w) + λ·||w||₁``: a gradient step on
+    ``L``, then soft thresholding by ``η·λ``: ``w ← soft_threshold(w − η·g, η·λ)``.
+
+    Unlike a (sub)gradient step on the penalty, which jumps back and forth across
+    zero, this puts a weight at exactly 0 whenever the loss gradient cannot hold it
+    away from 0. Returns new tensors.
+    """
+    ps, gs = _pairs(params, grads)
+    lr, strength = _number(lr, "lr"), _number(strength, "strength")
+    return [soft_threshold(p - lr * g, lr * strength)
+            for p, g in zip(ps, gs, strict=True)]
+
+
+# ---------------------------------------------------------------- clipping
+def _norm_type(norm_type: object) -> float:
+    value = _number(norm_type, "norm_type", allow_inf=True)
+    if value <= 0:
+        raise ValueError(f"norm_type must be > 0 (or inf), got {norm_type!r}")
+    return value
+
+
+def _p_norm(x: torch.Tensor, p: float) -> torch.Tensor:
+    """``(Σ |x|^p)^(1/p)`` over all entries, or ``max |x|`` for ``p = inf``."""
+    if math.isinf(p):
+        return x.abs().max() if x.numel() else x.new_zeros(())
+    return (x.abs() ** p).sum() ** (1 / p)  # ()
+
+
+def get_total_norm(tensors: Tensors, norm_type: float = 2.0,
+                   error_if_nonfinite: bool = False) -> torch.Tensor:
+    """The p-norm of all ``tensors`` seen as one long vector
+    (``torch.nn.utils.get_total_norm``).
+
+    Computed as the norm of the per-tensor norms, which is the same number. Returns
+    ``tensor(0.)`` for no tensors; raises ``RuntimeError`` (as PyTorch does) if
+    ``error_if_nonfinite`` and the norm is nan or inf.
+    """
+    ts = _tensor_list(tensors, "tensors")
+    p = _norm_type(norm_type)
+    if not ts:
+        return torch.tensor(0.0)
+    norms = torch.stack([_p_norm(t.detach(), p) for t in ts])  # (number of tensors,)
+    total = _p_norm(norms, p)  # ()
+    if error_if_nonfinite and not bool(torch.isfinite(total)):
+        raise RuntimeError(f"the total norm of order {p} of the gradients is "
+                           f"non-finite ({float(total)}); "
+                           "set error_if_nonfinite=False to clip anyway")
+    return total
+
+
+def _clip_coefficient(total: torch.Tensor, max_norm: float) -> torch.Tensor:
+    # 1e-6 keeps a zero gradient from dividing by zero (PyTorch's constant); the clamp
+    # means clipping only ever shrinks a gradient, never enlarges it.
+    return torch.clamp(max_norm / (total + 1e-6), max=1.0)  # ()
+
+
+def clip_grad_norm(parameters: Tensors, max_norm: float, norm_type: float = 2.0,
+                   error_if_nonfinite: bool = False) -> torch.Tensor:
+    """Scale the gradients of ``parameters`` **in place** so that their total norm is
+    at most ``max_norm``; return the total norm *before* clipping. Mirrors
+    ``torch.nn.utils.clip_grad_norm_`` (without ``foreach``).
+
+    .. math::
+
+        \\|g\\| = \\Big(\\sum_{\\text{all entries}} |g|^p\\Big)^{1/p}, \\qquad
+        g \\leftarrow g \\cdot \\min\\!\\Big(1,
+        \\frac{\\text{max\\_norm}}{\\|g\\| + 10^{-6}}\\Big).
+
+    The direction of the step is kept and only its length is capped; parameters
+    without a gradient are skipped.
+    """
+    ps = _tensor_list(parameters, "parameters")
+    max_norm = _number(max_norm, "max_norm", allow_inf=True)
+    grads = [p.grad for p in ps if p.grad is not None]
+    total = get_total_norm(grads, norm_type, error_if_nonfinite)
+    if grads:
+        coef = _clip_coefficient(total, max_norm)
+        for g in grads:
+            g.mul_(coef.to(g.dtype))  # in place, as PyTorch: optimisers read p.grad
+    return total
+
+
+def clip_gradients(grads: Sequence[torch.Tensor], max_norm: float,
+                   norm_type: float = 2.0) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The pure twin of :func:`clip_grad_norm`.
+
+    Returns ``(clipped, total)``: clipped copies of ``grads`` and their total norm
+    before clipping; ``grads`` is left unchanged.
+    """
+    gs = _tensor_list(grads, "grads")
+    max_norm = _number(max_norm, "max_norm", allow_inf=True)
+    total = get_total_norm(gs, norm_type)
+    if not gs:
+        return [], total
+    coef = _clip_coefficient(total, max_norm)
+    return [g * coef.to(g.dtype) for g in gs], total
+
+
+# ---------------------------------------------------------------- gradient penalty
+def input_gradient_penalty(
+    model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *,
+    center: float | None = None,
+) -> torch.Tensor:
+    """A penalty on the gradient of the model's output with respect to its **input**,
+    differentiable in the model's parameters (thanks to ``create_graph=True``).
+
+    For inputs ``x`` (B, ...) and outputs ``f(x)`` (B, ...), let ``∇ᵢ`` be the
+    gradient of ``Σ f(xᵢ)`` (the outputs of example i, summed) with respect to ``xᵢ``:
+
+    * ``center=None``: ``mean_i ||∇ᵢ||²`` — input-gradient regularisation ("double
+      backpropagation", Drucker & LeCun): it flattens the function where it is
+      evaluated;
+    * ``center=c``: ``mean_i (||∇ᵢ|| − c)²`` — the WGAN-GP term with ``c = 1``
+      (Gulrajani et al.), evaluated between real and generated samples.
+
+    Examples must not interact inside ``model`` (no batch norm in training mode): then
+    the gradient of the summed outputs with respect to the batch holds every example's
+    own gradient. Returns a 0-dim tensor; multiply it by a strength and add it to the
+    loss.
+    """
+    if not callable(model):
+        raise TypeError(f"model must be callable, got {type(model).__name__}")
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim < 1:
+        raise TypeError("x must be a floating-point tensor, batch dimension first, "
+                        f"got {type(x).__name__} {tuple(getattr(x, 'shape', ()))}")
+    if center is not None:
+        center = _number(center, "center")
+    if not x.requires_grad:  # a leaf that records its gradient; the caller's x stays
+        x = x.detach().requires_grad_(True)
+    out = model(x)  # (B, ...)
+    B = x.shape[0]
+    if not isinstance(out, torch.Tensor) or out.ndim < 1 or out.shape[0] != B:
+        raise ValueError(f"model(x) must return one output per example (B={B}, ...), "
+                         f"got {tuple(getattr(out, 'shape', ()))}")
+    # create_graph=True: the gradient is itself a node of the graph, so that the
+    # penalty can be differentiated with respect to the model's parameters
+    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)  # (B, ...)
+    grad = grad.reshape(grad.shape[0], -1)  # (B, D): one row per example
+    if center is None:
+        return grad.pow(2).sum(dim=1).mean()
+    norm = grad.norm(dim=1)  # (B,); its subgradient at 0 is 0
+    return ((norm - center) ** 2).mean()
+
+
+# ---------------------------------------------------------------- dropout
+def dropout_mask(
+    shape: Sequence[int], p: float = 0.5, *, generator: torch.Generator | None = None,
+    dtype: torch.dtype | None = None, device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """A random 0/1 mask of ``shape``: each entry is 1 (kept) with probability
+    ``1 − p``, independently."""
+    p = _probability(p, "p")
+    u = torch.rand(tuple(shape), generator=generator, dtype=dtype,
+                   device=device)  # uniform in [0, 1)
+    return (u < 1 - p).to(u.dtype)  # P(u < 1 - p) = 1 - p
+
+
+def apply_dropout_mask(input: torch.Tensor, mask: torch.Tensor,
+                       p: float) -> torch.Tensor:
+    """``input · mask / (1 − p)``: drop the masked entries, scale the rest.
+
+    With ``P(mask = 1) = 1 − p``: ``E[output] = input · (1 − p)/(1 − p) = input``
+    ("inverted dropout": the scaling happens in training, so evaluation needs none).
+    ``p = 1`` drops everything and gives zeros.
+    """
+    p = _probability(p, "p")
+    if not isinstance(input, torch.Tensor) or not input.is_floating_point():
+        raise TypeError(f"input must be a floating-point tensor, "
+                        f"got {type(input).__name__}")
+    if not isinstance(mask, torch.Tensor) or mask.shape != input.shape:
+        raise ValueError(f"mask must have the input's shape {tuple(input.shape)}, "
+                         f"got {tuple(getattr(mask, 'shape', ()))}")
+    if p == 1.0:
+        return input * 0.0  # nothing survives (and no division by 0)
+    scale = mask.to(input.dtype) / (1 - p)  # 0 or 1/(1-p): what PyTorch multiplies by
+    return input * scale
+
+
+def dropout(input: torch.Tensor, p: float = 0.5, training: bool = True, *,
+            generator: torch.Generator | None = None) -> torch.Tensor:
+    """Dropout (丢弃法), as ``torch.nn.functional.dropout(input, p=0.5, training=True)``.
+
+    While ``training``, zero each entry with probability ``p`` and multiply the
+    survivors by ``1/(1 − p)``; otherwise (and for ``p = 0``) return ``input`` itself.
+    ``generator`` makes the mask reproducible; its random stream is not PyTorch's, so
+    the mask differs from ``F.dropout``'s, but its law is the same. Output shape =
+    input shape.
+    """
+    p = _probability(p, "p")
+    if not isinstance(training, bool):
+        raise TypeError(f"training must be a bool, got {training!r}")
+    if not isinstance(input, torch.Tensor) or not input.is_floating_point():
+        raise TypeError(f"input must be a floating-point tensor, "
+                        f"got {type(input).__name__}")
+    if not training or p == 0.0 or input.numel() == 0:
+        return input
+    mask = dropout_mask(input.shape, p, generator=generator, dtype=input.dtype,
+                        device=input.device)  # same shape as input
+    return apply_dropout_mask(input, mask, p)
+
+
+class Dropout(torch.nn.Module):
+    """The layer around :func:`dropout`: drops in ``train()`` mode, passes through in
+    ``eval()`` mode. Same contract as ``torch.nn.Dropout(p)``, plus a ``generator``.
+    """
+
+    def __init__(self, p: float = 0.5, *,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.p = _probability(p, "p")
+        self.generator = generator
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return dropout(input, self.p, self.training, generator=self.generator)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+# ---------------------------------------------------------------- early stopping
+@dataclass(frozen=True)
+class EarlyStop:
+    """Where early stopping ends a run: ``best_epoch`` (index of the lowest validation
+    loss, the weights to keep), ``stop_epoch`` (index of the last epoch trained), and
+    whether the patience ran out (``stopped``)."""
+
+    best_epoch: int
+    stop_epoch: int
+    stopped: bool
+
+
+def early_stopping(val_losses: Sequence[float], patience: int,
+                   min_delta: float = 0.0) -> EarlyStop:
+    """Replay early stopping (早停) over a history of validation losses, one per epoch.
+
+    An epoch *improves* when its loss is below ``best − min_delta``. Training stops at
+    the first epoch that ends ``patience`` epochs without an improvement; the weights
+    to keep are those of the best epoch. If the patience never runs out,
+    ``stop_epoch`` is the last epoch and ``stopped`` is False.
+    """
+    losses = [float(v) for v in val_losses]
+    if not losses:
+        raise ValueError("val_losses must hold at least one loss")
+    patience = positive_int(patience, "patience")
+    min_delta = _number(min_delta, "min_delta")
+    best, best_epoch = losses[0], 0
+    for epoch, loss in enumerate(losses[1:], start=1):
+        if loss < best - min_delta:
+            best, best_epoch = loss, epoch
+        elif epoch - best_epoch >= patience:
+            return EarlyStop(best_epoch, epoch, True)
+    return EarlyStop(best_epoch, len(losses) - 1, False)
+
+
+# ---------------------------------------------------------------- regressions
+def legendre_features(x: torch.Tensor, degree: int) -> torch.Tensor:
+    """Legendre polynomials ``P_0(x) … P_degree(x)`` of points ``x`` (N,) in [-1, 1]:
+    shape (N, degree + 1).
+
+    Bonnet's recursion ``(n+1) P_{n+1} = (2n+1) x P_n − n P_{n−1}``. On [-1, 1] they
+    are far better conditioned than ``1, x, x², …``, so a degree-15 fit is still well
+    posed.
+    """
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim != 1:
+        raise TypeError(f"x must be a 1-D floating-point tensor (N,), "
+                        f"got {tuple(getattr(x, 'shape', ()))}")
+    degree = non_negative_int(degree, "degree")
+    cols = [torch.ones_like(x), x]  # P_0, P_1: each (N,)
+    for n in range(1, degree):
+        cols.append(((2 * n + 1) * x * cols[n] - n * cols[n - 1]) / (n + 1))
+    return torch.stack(cols[: degree + 1], dim=1)  # (N, degree + 1)
+
+
+def _design(features: object, targets: object) -> tuple[torch.Tensor, torch.Tensor]:
+    if (not isinstance(features, torch.Tensor) or not features.is_floating_point()
+            or features.ndim != 2):
+        raise TypeError(f"features must be a 2-D floating-point tensor (N, D), "
+                        f"got {tuple(getattr(features, 'shape', ()))}")
+    if not isinstance(targets, torch.Tensor) or targets.shape != features.shape[:1]:
+        raise ValueError(f"targets must be a tensor of shape ({features.shape[0]},), "
+                         f"got {tuple(getattr(targets, 'shape', ()))}")
+    return features, targets.to(features.dtype)
+
+
+def ridge_regression(features: torch.Tensor, targets: torch.Tensor,
+                     strength: float) -> torch.Tensor:
+    """The minimiser of ``1/(2N)·||X w − y||² + λ/2·||w||²`` (ridge regression, L2).
+
+    Setting the gradient ``Xᵀ(Xw − y)/N + λw`` to zero gives
+    ``(XᵀX/N + λI) w = Xᵀy/N``. Shapes: features X (N, D), targets y (N,) -> weights
+    (D,). ``strength=0`` is least squares (needs XᵀX invertible).
+    """
+    X, y = _design(features, targets)
+    strength = _number(strength, "strength")
+    N, D = X.shape
+    A = X.T @ X / N + strength * torch.eye(D, dtype=X.dtype)  # (D, D)
+    return torch.linalg.solve(A, X.T @ y / N)  # (D,)
+
+
+def lasso_regression(features: torch.Tensor, targets: torch.Tensor, strength: float,
+                     *, max_steps: int = 50_000, tol: float = 1e-12) -> torch.Tensor:
+    """The minimiser of ``1/(2N)·||X w − y||² + λ·||w||₁`` (the lasso, L1), by
+    proximal gradient descent (ISTA), starting from ``w = 0``.
+
+    Each step is :func:`l1_proximal_step` with step size ``η = 1/L``, ``L`` the
+    largest eigenvalue of ``XᵀX/N`` (the gradient's Lipschitz constant); it stops when
+    no weight moves by more than ``tol``. Same objective as scikit-learn's
+    ``Lasso(alpha=λ, fit_intercept=False)``. Shapes: X (N, D), y (N,) -> weights (D,).
+    """
+    X, y = _design(features, targets)
+    strength = _number(strength, "strength")
+    max_steps = positive_int(max_steps, "max_steps")
+    tol = _number(tol, "tol")
+    N, D = X.shape
+    gram, xty = X.T @ X / N, X.T @ y / N  # (D, D), (D,); gradient: gram @ w - xty
+    lipschitz = float(torch.linalg.eigvalsh(gram).max())
+    if lipschitz <= 0:
+        return X.new_zeros(D)
+    w = X.new_zeros(D)  # (D,)
+    for _ in range(max_steps):
+        (w_next,) = l1_proximal_step([w], [gram @ w - xty], 1.0 / lipschitz, strength)
+        if float((w_next - w).abs().max()) <= tol:
+            return w_next
+        w = w_next
+    return w
+
+
+# ---------------------------------------------------------------- training loop
+@dataclass(frozen=True)
+class FitHistory:
+    """What :func:`fit_full_batch` measured every ``eval_every`` steps (in ``eval()``
+    mode, without the penalty): the step, the data loss on the training and the
+    validation set, and the validation accuracy (classification only; empty for
+    regression)."""
+
+    steps: tuple[int, ...]
+    train_loss: tuple[float, ...]
+    val_loss: tuple[float, ...]
+    val_accuracy: tuple[float, ...]
+
+
+def fit_full_batch(
+    model: torch.nn.Module,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    *,
+    steps: int,
+    lr: float = 1e-3,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = (
+        torch.nn.functional.cross_entropy),
+    penalty: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor] | None = None,
+    eval_every: int = 10,
+) -> FitHistory:
+    """Train ``model`` in place with Adam on the whole training set at every step;
+    return the history.
+
+    The objective is ``loss_fn(model(x), y) + penalty(model, x)`` — a penalty is a
+    term added to the loss, e.g. ``lambda m, x: l2_penalty(m.parameters(), 1e-3)`` or
+    ``lambda m, x: 0.1 * input_gradient_penalty(m, x)``. Accuracy is recorded when the
+    targets are integer class labels.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, "
+                        f"got {type(model).__name__}")
+    steps = positive_int(steps, "steps")
+    eval_every = positive_int(eval_every, "eval_every")
+    lr = _number(lr, "lr")
+    (x, y), (xv, yv) = train, val
+    classify = not y.is_floating_point()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    record: dict[str, list] = {"steps": [], "train": [], "val": [], "acc": []}
+    for step in range(1, steps + 1):
+        model.train()
+        loss = loss_fn(model(x), y)
+        if penalty is not None:
+            loss = loss + penalty(model, x)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if step % eval_every == 0 or step == steps:
+            model.eval()
+            with torch.no_grad():
+                out_val = model(xv)  # (B_val, K) or (B_val, ...)
+                record["steps"].append(step)
+                record["train"].append(float(loss_fn(model(x), y)))
+                record["val"].append(float(loss_fn(out_val, yv)))
+                if classify:
+                    hits = (out_val.argmax(dim=1) == yv).double()  # (B_val,)
+                    record["acc"].append(float(hits.mean()))
+    model.train()
+    return FitHistory(tuple(record["steps"]), tuple(record["train"]),
+                      tuple(record["val"]), tuple(record["acc"]))
