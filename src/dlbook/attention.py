@@ -1,0 +1,409 @@
+"""Attention (注意力): scaled dot-product attention and multi-head attention, written out.
+
+Chapter: ``book/attention/attention.ipynb``.
+
+Attention is a *soft* dictionary lookup. Each query is compared with every key; the scores become weights with a
+softmax; the answer is the weighted average of the values. For queries ``Q`` (Tq, D), keys ``K`` (Tk, D) and values
+``V`` (Tk, Dv),
+
+.. math::
+
+    \\operatorname{Attention}(Q, K, V) = \\operatorname{softmax}\\!\\Big(\\frac{Q K^\\top}{\\sqrt{D}} + M\\Big) V
+
+where the softmax runs over the keys (each row of weights sums to 1) and ``M`` is an optional mask added to the
+scores: 0 where a query may look at a key, ``-inf`` where it may not.
+
+Dimension letters: ``B`` batch, ``Tq``/``Tk`` query/key lengths, ``D`` model width, ``Dv`` value width, ``heads``
+the number of attention heads. Leading dimensions written ``...`` are batch dimensions of any number.
+
+Two mask conventions meet here, and they are opposite:
+
+* :func:`scaled_dot_product_attention` follows ``torch.nn.functional.scaled_dot_product_attention``: a boolean
+  ``attn_mask`` is ``True`` where a query **may attend**;
+* :func:`multi_head_attention` / :class:`MultiheadAttention` follow ``torch.nn.MultiheadAttention``: a boolean
+  ``attn_mask`` or ``key_padding_mask`` is ``True`` where attention is **blocked**.
+
+A query whose every key is masked has no weights to spread. Like PyTorch's ``scaled_dot_product_attention`` (2.5 and
+later), :func:`safe_softmax` gives such a row all-zero weights, so its output is a zero vector and its gradients are
+zero, not NaN. (``torch.nn.MultiheadAttention`` returns NaN for such rows when it computes the weights itself.)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from dlbook._checks import positive_int
+
+__all__ = [
+    "safe_softmax",
+    "causal_mask",
+    "padding_mask",
+    "attention_bias",
+    "attention_weights",
+    "scaled_dot_product_attention",
+    "split_heads",
+    "merge_heads",
+    "multi_head_attention",
+    "MultiheadAttention",
+]
+
+
+def _check_qkv(name: str, x: object) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim < 2:
+        raise ValueError(f"{name} must have at least 2 dimensions (..., T, D), got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    return x
+
+
+def _check_probability(p: object, name: str) -> float:
+    if isinstance(p, bool) or not isinstance(p, int | float):
+        raise TypeError(f"{name} must be a float in [0, 1], got {p!r}")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {p!r}")
+    return float(p)
+
+
+def safe_softmax(scores: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Softmax along ``dim`` in which a slice of all ``-inf`` gives all zeros instead of NaN.
+
+    ``softmax(s)_j = exp(s_j - m) / sum_k exp(s_k - m)`` with ``m = max_k s_k``. Subtracting the maximum changes
+    nothing mathematically (it cancels) but keeps ``exp`` from overflowing. When every score is ``-inf`` (a query
+    with nothing it may attend to), ``m`` is ``-inf`` too and the textbook formula gives ``0/0``; here the row is 0.
+    """
+    if not isinstance(scores, torch.Tensor) or not scores.is_floating_point():
+        raise TypeError(f"scores must be a floating-point torch.Tensor, got {scores!r:.60}")
+    if scores.shape[dim] == 0:
+        return scores.clone()  # no keys at all: nothing to normalise
+    m = scores.detach().amax(dim=dim, keepdim=True)  # (..., 1): the shift cancels, so no gradient flows through it
+    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))  # a row of all -inf: shift by 0
+    e = torch.exp(scores - m)  # (..., Tk): exp(-inf) = 0 for masked keys
+    total = e.sum(dim=dim, keepdim=True)  # (..., 1)
+    return e / torch.where(total == 0, torch.ones_like(total), total)  # (..., Tk): an empty row stays 0
+
+
+def causal_mask(
+    Tq: int, Tk: int | None = None, *, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """Boolean (Tq, Tk) mask, ``True`` where query ``i`` may attend to key ``j``: ``j <= i`` (lower triangle).
+
+    This is the mask ``is_causal=True`` applies in PyTorch: aligned at the top-left corner, so with ``Tq > Tk``
+    the last queries see every key, and with ``Tq < Tk`` the last keys are never seen.
+    """
+    Tq = positive_int(Tq, "Tq")
+    Tk = Tq if Tk is None else positive_int(Tk, "Tk")
+    return torch.ones(Tq, Tk, dtype=torch.bool, device=device).tril()  # (Tq, Tk)
+
+
+def padding_mask(lengths: torch.Tensor, Tk: int) -> torch.Tensor:
+    """Boolean (B, Tk) mask, ``True`` at real tokens and ``False`` at padding (填充) after each sequence's length.
+
+    ``lengths`` (B,) holds the number of real tokens of each sequence; a batch of sequences of unequal length is
+    padded on the right to a common length ``Tk``. For :func:`scaled_dot_product_attention` index it as
+    ``mask[:, None, :]`` (one row for every query); for ``nn.MultiheadAttention``'s ``key_padding_mask`` pass its
+    negation ``~mask``.
+    """
+    if not isinstance(lengths, torch.Tensor) or lengths.ndim != 1 or lengths.is_floating_point():
+        raise TypeError(f"lengths must be a 1-D integer tensor, got {lengths!r:.80}")
+    Tk = positive_int(Tk, "Tk")
+    if lengths.numel() and (int(lengths.min()) < 0 or int(lengths.max()) > Tk):
+        raise ValueError(f"lengths must be in [0, Tk={Tk}], got {lengths.tolist()}")
+    return torch.arange(Tk, device=lengths.device)[None, :] < lengths[:, None]  # (B, Tk)
+
+
+def attention_bias(
+    Tq: int,
+    Tk: int,
+    attn_mask: torch.Tensor | None = None,
+    is_causal: bool = False,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """The additive mask ``M``: 0 where a query may attend, ``-inf`` where it may not (shape broadcastable to (..., Tq, Tk)).
+
+    ``attn_mask`` as in ``F.scaled_dot_product_attention``: boolean (``True`` = may attend) or floating-point (added
+    to the scores as it is). ``is_causal=True`` adds the :func:`causal_mask` and excludes ``attn_mask``.
+    """
+    bias = torch.zeros(Tq, Tk, dtype=dtype, device=device)  # (Tq, Tk)
+    if is_causal:
+        if attn_mask is not None:
+            raise ValueError("attn_mask must be None when is_causal=True (as in PyTorch): pass one or the other")
+        bias = bias.masked_fill(~causal_mask(Tq, Tk, device=device), float("-inf"))  # (Tq, Tk)
+    if attn_mask is None:
+        return bias
+    if not isinstance(attn_mask, torch.Tensor):
+        raise TypeError(f"attn_mask must be a torch.Tensor or None, got {type(attn_mask).__name__}")
+    if attn_mask.ndim < 2:
+        raise ValueError(f"attn_mask must have at least 2 dimensions (..., Tq, Tk), got shape {tuple(attn_mask.shape)}")
+    try:
+        torch.broadcast_shapes(attn_mask.shape, (Tq, Tk))
+    except RuntimeError:
+        raise ValueError(
+            f"attn_mask of shape {tuple(attn_mask.shape)} does not broadcast to the scores' (..., {Tq}, {Tk})"
+        ) from None
+    if attn_mask.dtype == torch.bool:
+        return bias.masked_fill(~attn_mask, float("-inf"))  # (..., Tq, Tk)
+    if attn_mask.is_floating_point():
+        return bias + attn_mask.to(dtype)  # (..., Tq, Tk)
+    raise TypeError(f"attn_mask must be a bool or floating-point tensor, got dtype {attn_mask.dtype}")
+
+
+def _check_attention_args(query, key, value, scale, enable_gqa):
+    _check_qkv("query", query)
+    _check_qkv("key", key)
+    if value is not None:
+        _check_qkv("value", value)
+        if value.shape[-2] != key.shape[-2]:
+            raise ValueError(
+                f"value must have one row per key: key has Tk={key.shape[-2]}, value has {value.shape[-2]} "
+                f"(shapes {tuple(key.shape)} and {tuple(value.shape)})"
+            )
+    if query.shape[-1] != key.shape[-1]:
+        raise ValueError(
+            f"key must have the query's width D to be compared with it: query D={query.shape[-1]}, "
+            f"key D={key.shape[-1]}"
+        )
+    if query.dtype != key.dtype or (value is not None and value.dtype != query.dtype):
+        dtypes = (query.dtype, key.dtype, value.dtype if value is not None else None)
+        raise TypeError(f"query, key and value must have the same dtype, got {dtypes}")
+    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, int | float)):
+        raise TypeError(f"scale must be a float or None, got {scale!r}")
+    if enable_gqa:
+        if query.ndim < 3 or key.ndim < 3:
+            raise ValueError("enable_gqa=True needs a heads dimension (..., heads, T, D) in query and key")
+        hq, hk = query.shape[-3], key.shape[-3]
+        if hk == 0 or hq % hk != 0:
+            raise ValueError(f"enable_gqa=True needs key heads ({hk}) to divide query heads ({hq})")
+
+
+def attention_weights(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    is_causal: bool = False,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+) -> torch.Tensor:
+    """The attention weights ``softmax(Q Kᵀ · scale + M)``, shape (..., Tq, Tk); each row sums to 1 (or is all 0).
+
+    Shapes: query (..., Tq, D), key (..., Tk, D). ``scale`` defaults to ``1/sqrt(D)``. Masks as in
+    :func:`attention_bias`; ``enable_gqa`` as in :func:`scaled_dot_product_attention`.
+    """
+    _check_attention_args(query, key, None, scale, enable_gqa)
+    Tq, D = query.shape[-2:]
+    Tk = key.shape[-2]
+    if enable_gqa:
+        key = key.repeat_interleave(query.shape[-3] // key.shape[-3], dim=-3)  # (..., heads, Tk, D)
+    factor = 1.0 / math.sqrt(D) if scale is None else float(scale)
+    scores = (query @ key.transpose(-2, -1)) * factor  # (..., Tq, Tk): one dot product per query-key pair
+    bias = attention_bias(Tq, Tk, attn_mask, is_causal, dtype=query.dtype, device=query.device)  # (..., Tq, Tk)
+    return safe_softmax(scores + bias, dim=-1)  # (..., Tq, Tk)
+
+
+def scaled_dot_product_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Scaled dot-product attention: the same result as ``torch.nn.functional.scaled_dot_product_attention``.
+
+    ``softmax(Q Kᵀ / sqrt(D) + M) V``. Shapes: query (..., Tq, D), key (..., Tk, D), value (..., Tk, Dv);
+    output (..., Tq, Dv). Leading dimensions broadcast.
+
+    Args:
+        attn_mask: boolean, ``True`` where a query **may attend** to a key; or floating-point, added to the scores.
+            Broadcastable to (..., Tq, Tk).
+        dropout_p: probability of zeroing each attention weight (the rest are scaled by ``1/(1-p)``). Like
+            PyTorch, it is applied whenever it is > 0: pass 0.0 at evaluation time.
+        is_causal: mask every key after the query's position (:func:`causal_mask`); excludes ``attn_mask``.
+        scale: factor applied to the scores; default ``1/sqrt(D)``.
+        enable_gqa: grouped-query attention: query (..., heads, Tq, D) may have a multiple of the key/value heads;
+            each key/value head then serves ``heads_q / heads_kv`` consecutive query heads.
+        generator: random numbers for dropout (keyword-only; PyTorch's function draws from the global generator).
+
+    A query whose keys are all masked gets a zero output (see :func:`safe_softmax`), as in PyTorch.
+    """
+    _check_attention_args(query, key, value, scale, enable_gqa)
+    dropout_p = _check_probability(dropout_p, "dropout_p")
+    weights = attention_weights(query, key, attn_mask, is_causal, scale, enable_gqa)  # (..., Tq, Tk)
+    if enable_gqa:
+        value = value.repeat_interleave(query.shape[-3] // value.shape[-3], dim=-3)  # (..., heads, Tk, Dv)
+    if dropout_p == 1.0:
+        weights = torch.zeros_like(weights)  # every weight dropped
+    elif dropout_p > 0.0:
+        keep = torch.rand(weights.shape, generator=generator, dtype=weights.dtype, device=weights.device)
+        weights = weights * (keep >= dropout_p) / (1.0 - dropout_p)  # (..., Tq, Tk): unbiased on average
+    return weights @ value  # (..., Tq, Dv): each output row is a weighted average of value rows
+
+
+def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """(B, T, D) -> (B, heads, T, D/heads): the width is cut into ``num_heads`` consecutive slices, one per head."""
+    B, T, D = x.shape
+    return x.reshape(B, T, num_heads, D // num_heads).transpose(1, 2)  # (B, heads, T, D/heads)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, heads, T, D/heads) -> (B, T, D): the inverse of :func:`split_heads` (heads side by side again)."""
+    B, nh, T, Dh = x.shape
+    return x.transpose(1, 2).reshape(B, T, nh * Dh)  # (B, T, D)
+
+
+def _mha_bias(B, num_heads, Tq, Tk, key_padding_mask, attn_mask, is_causal, dtype, device) -> torch.Tensor | None:
+    """Combine nn.MultiheadAttention-style masks (``True`` = blocked) into one additive bias (B, heads, Tq, Tk)."""
+    if is_causal and attn_mask is None:
+        raise ValueError(
+            "is_causal=True is only a hint in nn.MultiheadAttention and needs attn_mask as well: "
+            "pass attn_mask=~causal_mask(T)"
+        )
+    bias = None
+    if attn_mask is not None:
+        if not isinstance(attn_mask, torch.Tensor):
+            raise TypeError(f"attn_mask must be a torch.Tensor or None, got {type(attn_mask).__name__}")
+        if attn_mask.shape not in ((Tq, Tk), (B * num_heads, Tq, Tk)):
+            raise ValueError(
+                f"attn_mask must have shape {(Tq, Tk)} or {(B * num_heads, Tq, Tk)} (B*heads, Tq, Tk), "
+                f"got {tuple(attn_mask.shape)}"
+            )
+        m = attn_mask.reshape(-1, num_heads, Tq, Tk) if attn_mask.ndim == 3 else attn_mask  # (B|1, heads|1, Tq, Tk)
+        if m.dtype == torch.bool:
+            m = torch.zeros(m.shape, dtype=dtype, device=device).masked_fill(m, float("-inf"))
+        elif not m.is_floating_point():
+            raise TypeError(f"attn_mask must be a bool or floating-point tensor, got dtype {attn_mask.dtype}")
+        bias = m.to(dtype)
+    if key_padding_mask is not None:
+        if not isinstance(key_padding_mask, torch.Tensor):
+            raise TypeError(f"key_padding_mask must be a torch.Tensor or None, got {type(key_padding_mask).__name__}")
+        if key_padding_mask.shape != (B, Tk):
+            raise ValueError(f"key_padding_mask must have shape (B, Tk) = {(B, Tk)}, got {tuple(key_padding_mask.shape)}")
+        p = key_padding_mask[:, None, None, :]  # (B, 1, 1, Tk): the same keys are hidden from every query
+        if p.dtype == torch.bool:
+            p = torch.zeros(p.shape, dtype=dtype, device=device).masked_fill(p, float("-inf"))
+        elif not p.is_floating_point():
+            raise TypeError(f"key_padding_mask must be a bool or floating-point tensor, got dtype {p.dtype}")
+        bias = p.to(dtype) if bias is None else bias + p.to(dtype)  # (B, heads|1, Tq|1, Tk)
+    return bias
+
+
+def multi_head_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    num_heads: int,
+    in_proj_weight: torch.Tensor,
+    in_proj_bias: torch.Tensor | None,
+    out_proj_weight: torch.Tensor,
+    out_proj_bias: torch.Tensor | None,
+    key_padding_mask: torch.Tensor | None = None,
+    need_weights: bool = True,
+    attn_mask: torch.Tensor | None = None,
+    average_attn_weights: bool = True,
+    is_causal: bool = False,
+    *,
+    dropout_p: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Multi-head attention (多头注意力), the forward pass of ``nn.MultiheadAttention(batch_first=True)``.
+
+    ``MultiHead(Q, K, V) = concat(head_1, ..., head_h) W_Oᵀ + b_O`` with
+    ``head_i = Attention(Q W_Q,iᵀ, K W_K,iᵀ, V W_V,iᵀ)``: each head attends in its own ``D/heads``-wide subspace.
+
+    Shapes: query (B, Tq, D), key and value (B, Tk, D); ``in_proj_weight`` (3D, D) stacks ``W_Q``, ``W_K``, ``W_V``
+    (each (D, D)); ``in_proj_bias`` (3D,); ``out_proj_weight`` (D, D); ``out_proj_bias`` (D,).
+    Returns the output (B, Tq, D) and, if ``need_weights``, the attention weights (B, Tq, Tk) averaged over heads
+    (or (B, heads, Tq, Tk) with ``average_attn_weights=False``), else ``None``.
+
+    Masks follow ``nn.MultiheadAttention`` — the **opposite** of :func:`scaled_dot_product_attention`:
+    ``key_padding_mask`` (B, Tk) and boolean ``attn_mask`` ((Tq, Tk) or (B*heads, Tq, Tk)) are ``True`` where
+    attention is **blocked**; floating-point masks are added to the scores. ``is_causal`` is, as in PyTorch, only a
+    hint that ``attn_mask`` is causal: it needs ``attn_mask``. ``dropout_p`` drops attention weights (keyword-only).
+    """
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        _check_qkv(name, t)
+        if t.ndim != 3:
+            raise ValueError(f"{name} must have shape (B, T, D) (batch_first), got {tuple(t.shape)}")
+    num_heads = positive_int(num_heads, "num_heads")
+    B, Tq, D = query.shape
+    Tk = key.shape[1]
+    if key.shape != value.shape or key.shape[0] != B or key.shape[2] != D:
+        raise ValueError(
+            f"key and value must both have shape (B, Tk, D) = ({B}, Tk, {D}), got {tuple(key.shape)} and "
+            f"{tuple(value.shape)}"
+        )
+    if D % num_heads != 0:
+        raise ValueError(f"num_heads={num_heads} must divide the embedding width D={D}")
+    if in_proj_weight.shape != (3 * D, D):
+        raise ValueError(f"in_proj_weight must have shape (3D, D) = {(3 * D, D)}, got {tuple(in_proj_weight.shape)}")
+    if out_proj_weight.shape != (D, D):
+        raise ValueError(f"out_proj_weight must have shape (D, D) = {(D, D)}, got {tuple(out_proj_weight.shape)}")
+    dropout_p = _check_probability(dropout_p, "dropout_p")
+
+    w_q, w_k, w_v = in_proj_weight.chunk(3)  # 3 x (D, D)
+    b_q, b_k, b_v = in_proj_bias.chunk(3) if in_proj_bias is not None else (0.0, 0.0, 0.0)
+    q = split_heads(query @ w_q.T + b_q, num_heads)  # (B, heads, Tq, D/heads)
+    k = split_heads(key @ w_k.T + b_k, num_heads)  # (B, heads, Tk, D/heads)
+    v = split_heads(value @ w_v.T + b_v, num_heads)  # (B, heads, Tk, D/heads)
+    bias = _mha_bias(B, num_heads, Tq, Tk, key_padding_mask, attn_mask, is_causal, query.dtype, query.device)
+    weights = attention_weights(q, k, attn_mask=bias)  # (B, heads, Tq, Tk), scale 1/sqrt(D/heads)
+    if dropout_p > 0.0:
+        keep = torch.rand(weights.shape, generator=generator, dtype=weights.dtype, device=weights.device)
+        weights = weights * (keep >= dropout_p) / (1.0 - dropout_p) if dropout_p < 1.0 else torch.zeros_like(weights)
+    heads = weights @ v  # (B, heads, Tq, D/heads)
+    out = merge_heads(heads) @ out_proj_weight.T  # (B, Tq, D): the heads' outputs mixed back together
+    if out_proj_bias is not None:
+        out = out + out_proj_bias
+    if not need_weights:
+        return out, None
+    return out, (weights.mean(dim=1) if average_attn_weights else weights)  # (B, Tq, Tk) or (B, heads, Tq, Tk)
+
+
+class MultiheadAttention(nn.Module):
+    """A thin layer around :func:`multi_head_attention`, with the parameters of ``nn.MultiheadAttention``.
+
+    The parameter names are PyTorch's (``in_proj_weight``, ``in_proj_bias``, ``out_proj.weight``, ``out_proj.bias``),
+    so ``ours.load_state_dict(theirs.state_dict())`` copies the weights of a ``nn.MultiheadAttention(D, heads,
+    batch_first=True)``. Always batch-first: tensors are (B, T, D). Dropout on the attention weights is active in
+    training mode only.
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True) -> None:
+        super().__init__()
+        self.embed_dim = positive_int(embed_dim, "embed_dim")
+        self.num_heads = positive_int(num_heads, "num_heads")
+        if embed_dim % num_heads != 0:
+            raise ValueError(f"num_heads={num_heads} must divide embed_dim={embed_dim}")
+        self.dropout = _check_probability(dropout, "dropout")
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim))  # (3D, D): W_Q, W_K, W_V stacked
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * embed_dim)) if bias else None  # (3D,)
+        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        nn.init.xavier_uniform_(self.in_proj_weight)  # PyTorch's initialisation
+        if bias:
+            nn.init.zeros_(self.out_proj.bias)
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        key_padding_mask: torch.Tensor | None = None,
+        need_weights: bool = True,
+        attn_mask: torch.Tensor | None = None,
+        average_attn_weights: bool = True,
+        is_causal: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return multi_head_attention(
+            query, key, value, self.num_heads, self.in_proj_weight, self.in_proj_bias,
+            self.out_proj.weight, self.out_proj.bias, key_padding_mask, need_weights, attn_mask,
+            average_attn_weights, is_causal, dropout_p=self.dropout if self.training else 0.0,
+        )

@@ -1,0 +1,609 @@
+"""Transformers (Transformer): positions, the pre-LN block, a tiny GPT and a tiny BERT, sampling, and training.
+
+Chapter: ``book/attention/transformers.ipynb``. Attention itself is in :mod:`dlbook.attention`.
+
+A Transformer turns a sequence of token ids (B, T) into one vector per position (B, T, D) and then into scores over
+the vocabulary (B, T, V). Each block does two things, each added back to its input (a *residual* connection):
+
+.. math::
+
+    x \\leftarrow x + \\operatorname{MHA}(\\operatorname{LN}(x)), \\qquad
+    x \\leftarrow x + \\operatorname{FFN}(\\operatorname{LN}(x))
+
+This is the *pre-LN* arrangement (layer norm before each sub-layer), used by GPT-2 and most models since: it trains
+without a learning-rate warm-up at this size. Attention lets positions exchange information; the feed-forward
+network (FFN) transforms each position on its own.
+
+Attention treats its inputs as a *set*: without position information, shuffling the tokens only shuffles the
+outputs. :func:`sinusoidal_positional_encoding` adds the position to every token's vector.
+
+Two objectives, one architecture:
+
+* **GPT** (:class:`TinyGPT`): a causal language model. Position ``t`` may only attend to positions ``<= t`` and is
+  trained to predict token ``t + 1``. It generates text one token at a time (:func:`generate`, :func:`sample_next`).
+* **BERT** (:class:`TinyBERT`): a bidirectional encoder trained as a masked language model. 15% of the positions are
+  chosen; of those 80% become ``[MASK]``, 10% a random token, 10% stay; the model predicts the original tokens at the
+  chosen positions (:func:`mask_tokens`).
+
+Dimension letters: ``B`` batch, ``T`` sequence length, ``D`` model width, ``V`` vocabulary size.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from dlbook._checks import positive_int
+from dlbook.attention import MultiheadAttention, causal_mask
+
+__all__ = [
+    "sinusoidal_positional_encoding",
+    "layer_norm",
+    "gelu",
+    "feed_forward",
+    "TransformerBlock",
+    "TransformerConfig",
+    "TransformerLM",
+    "TinyGPT",
+    "TinyBERT",
+    "token_cross_entropy",
+    "MaskedTokens",
+    "mask_tokens",
+    "sample_next",
+    "generate",
+    "CharTokenizer",
+    "load_tiny_corpus",
+    "get_batch",
+    "TrainSettings",
+    "train_lm",
+]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Pure functions: positions, normalisation, the position-wise feed-forward network
+
+
+def sinusoidal_positional_encoding(
+    length: int, d_model: int, base: float = 10000.0, *, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """The fixed positional encoding of "Attention is all you need", shape (T, D).
+
+    ``PE[t, 2i] = sin(t / base^(2i/D))`` and ``PE[t, 2i+1] = cos(t / base^(2i/D))``: column pair ``i`` is a clock
+    turning at angular speed ``base^(-2i/D)`` — the first pair once every ``2π`` positions, the last almost not at all.
+    Every position gets a different pattern, and a shift by ``k`` positions is the same rotation of every pair,
+    whatever ``t`` is. An odd ``D`` drops the last cosine column.
+    """
+    length = positive_int(length, "length")
+    d_model = positive_int(d_model, "d_model")
+    if isinstance(base, bool) or not isinstance(base, int | float) or base <= 1:
+        raise ValueError(f"base must be a number > 1, got {base!r}")
+    t = torch.arange(length, dtype=torch.float64)[:, None]  # (T, 1)
+    i = torch.arange(0, d_model, 2, dtype=torch.float64)[None, :]  # (1, ceil(D/2)): the even column indices 2i
+    angle = t / base ** (i / d_model)  # (T, ceil(D/2))
+    pe = torch.zeros(length, d_model, dtype=torch.float64)  # (T, D)
+    pe[:, 0::2] = torch.sin(angle)
+    pe[:, 1::2] = torch.cos(angle[:, : d_model // 2])
+    return pe.to(dtype)
+
+
+def layer_norm(
+    input: torch.Tensor,
+    normalized_shape: Sequence[int],
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    """Layer normalisation (层归一化), as ``torch.nn.functional.layer_norm``.
+
+    Each vector over the last ``len(normalized_shape)`` dimensions is shifted to mean 0 and scaled to variance 1
+    (the biased variance, dividing by the count), then multiplied by ``weight`` and shifted by ``bias``:
+    ``y = (x - mean) / sqrt(var + eps) * weight + bias``. Unlike batch normalisation it never mixes examples or
+    positions, so it behaves the same in training and at inference, at any batch size.
+    """
+    shape = tuple(normalized_shape)
+    if not shape or tuple(input.shape[-len(shape):]) != shape:
+        raise ValueError(f"normalized_shape {shape} must equal the last dimensions of input {tuple(input.shape)}")
+    dims = tuple(range(-len(shape), 0))
+    mean = input.mean(dim=dims, keepdim=True)  # (..., 1)
+    var = ((input - mean) ** 2).mean(dim=dims, keepdim=True)  # (..., 1)
+    y = (input - mean) / torch.sqrt(var + eps)  # (..., *normalized_shape)
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y
+
+
+def gelu(input: torch.Tensor, approximate: str = "none") -> torch.Tensor:
+    """GELU activation, as ``torch.nn.functional.gelu``: ``x · Φ(x)`` with ``Φ`` the standard normal CDF.
+
+    ``approximate="tanh"`` uses ``0.5 x (1 + tanh(sqrt(2/π) (x + 0.044715 x³)))``, the form in the GPT-2 code.
+    """
+    if approximate == "none":
+        return input * 0.5 * (1.0 + torch.erf(input / math.sqrt(2.0)))
+    if approximate == "tanh":
+        return 0.5 * input * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (input + 0.044715 * input**3)))
+    raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+def feed_forward(
+    x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor | None, w2: torch.Tensor, b2: torch.Tensor | None
+) -> torch.Tensor:
+    """The position-wise feed-forward network ``FFN(x) = GELU(x W1ᵀ + b1) W2ᵀ + b2``.
+
+    Shapes: x (..., D), w1 (D_ff, D), w2 (D, D_ff); output (..., D). The same two-layer network is applied to every
+    position separately: nothing here mixes positions (that is attention's job).
+    """
+    h = x @ w1.T  # (..., D_ff)
+    if b1 is not None:
+        h = h + b1
+    y = gelu(h) @ w2.T  # (..., D)
+    return y + b2 if b2 is not None else y
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Layers
+
+
+class TransformerBlock(nn.Module):
+    """A pre-LN Transformer block: ``x + MHA(LN(x))``, then ``x + FFN(LN(x))``.
+
+    Parameters are named as in ``nn.TransformerEncoderLayer`` (``self_attn``, ``linear1``, ``linear2``, ``norm1``,
+    ``norm2``), so a ``nn.TransformerEncoderLayer(D, heads, D_ff, dropout=0.0, activation="gelu",
+    batch_first=True, norm_first=True)`` can load into it. ``forward(x)`` takes (B, T, D) and masks in the
+    convention of ``nn.MultiheadAttention`` (``True`` = blocked); with ``need_weights=True`` it also returns the
+    attention weights (B, heads, T, T).
+    """
+
+    def __init__(self, d_model: int, nhead: int, dim_feedforward: int, dropout: float = 0.0,
+                 layer_norm_eps: float = 1e-5) -> None:
+        super().__init__()
+        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout)
+        self.linear1 = nn.Linear(d_model, positive_int(dim_feedforward, "dim_feedforward"))
+        self.linear2 = nn.Linear(dim_feedforward, d_model)
+        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps)
+        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps)
+        self.dropout = nn.Dropout(dropout)
+        self.eps = layer_norm_eps
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        attn_mask: torch.Tensor | None = None,
+        key_padding_mask: torch.Tensor | None = None,
+        need_weights: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        D = x.shape[-1]
+        h = layer_norm(x, (D,), self.norm1.weight, self.norm1.bias, self.eps)  # (B, T, D)
+        a, weights = self.self_attn(h, h, h, key_padding_mask=key_padding_mask, attn_mask=attn_mask,
+                                    need_weights=need_weights, average_attn_weights=False)  # (B, T, D)
+        x = x + self.dropout(a)  # (B, T, D): residual connection
+        h = layer_norm(x, (D,), self.norm2.weight, self.norm2.bias, self.eps)  # (B, T, D)
+        f = feed_forward(h, self.linear1.weight, self.linear1.bias, self.linear2.weight, self.linear2.bias)
+        x = x + self.dropout(f)  # (B, T, D)
+        return (x, weights) if need_weights else x
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """The shape of a tiny Transformer language model.
+
+    ``vocab_size`` V, ``block_size`` the longest context T, ``d_model`` D, ``n_heads`` (must divide D),
+    ``n_layers`` blocks, ``d_ff`` the FFN width, ``dropout``, and ``positional``: ``"learned"`` (one trained vector
+    per position, as in GPT and BERT), ``"sinusoidal"`` (fixed, as in the original Transformer) or ``"none"``.
+    """
+
+    vocab_size: int
+    block_size: int = 64
+    d_model: int = 64
+    n_heads: int = 4
+    n_layers: int = 2
+    d_ff: int = 256
+    dropout: float = 0.0
+    positional: str = "learned"
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "block_size", "d_model", "n_heads", "n_layers", "d_ff"):
+            positive_int(getattr(self, name), name)
+        if self.d_model % self.n_heads != 0:
+            raise ValueError(f"n_heads={self.n_heads} must divide d_model={self.d_model}")
+        if self.positional not in ("sinusoidal", "learned", "none"):
+            raise ValueError(f"positional must be 'sinusoidal', 'learned' or 'none', got {self.positional!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+
+
+class TransformerLM(nn.Module):
+    """Token embedding + positions -> ``n_layers`` pre-LN blocks -> final layer norm -> scores over the vocabulary.
+
+    ``causal=True`` hides every later position from each position (GPT); ``causal=False`` lets every position see
+    every other (BERT). ``forward(tokens)`` maps (B, T) token ids to logits (B, T, V); with
+    ``return_attention=True`` it also returns one (B, heads, T, T) weight tensor per layer.
+    """
+
+    def __init__(self, config: TransformerConfig, *, causal: bool) -> None:
+        super().__init__()
+        if not isinstance(config, TransformerConfig):
+            raise TypeError(f"config must be a TransformerConfig, got {type(config).__name__}")
+        self.config = config
+        self.causal = bool(causal)
+        c = config
+        self.tok_emb = nn.Embedding(c.vocab_size, c.d_model)
+        if c.positional == "learned":
+            self.pos_emb = nn.Embedding(c.block_size, c.d_model)
+        self.register_buffer("sinusoid", sinusoidal_positional_encoding(c.block_size, c.d_model), persistent=False)
+        self.blocks = nn.ModuleList(
+            TransformerBlock(c.d_model, c.n_heads, c.d_ff, dropout=c.dropout) for _ in range(c.n_layers)
+        )
+        self.norm = nn.LayerNorm(c.d_model)
+        self.head = nn.Linear(c.d_model, c.vocab_size)
+        self.apply(_init_weights)
+
+    def positions(self, T: int) -> torch.Tensor:
+        """The (T, D) position vectors added to the token embeddings (zeros for ``positional="none"``)."""
+        if self.config.positional == "learned":
+            return self.pos_emb.weight[:T]
+        if self.config.positional == "sinusoidal":
+            return self.sinusoid[:T]
+        return self.sinusoid.new_zeros(T, self.config.d_model)
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        key_padding_mask: torch.Tensor | None = None,
+        return_attention: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        if not isinstance(tokens, torch.Tensor) or tokens.ndim != 2 or tokens.is_floating_point():
+            raise TypeError(f"tokens must be a (B, T) integer tensor, got {tokens!r:.80}")
+        B, T = tokens.shape
+        if T > self.config.block_size:
+            raise ValueError(f"tokens has T={T} positions, more than block_size={self.config.block_size}")
+        x = self.tok_emb(tokens) + self.positions(T).to(self.tok_emb.weight.dtype)  # (B, T, D)
+        mask = ~causal_mask(T, device=tokens.device) if self.causal else None  # (T, T): True = blocked
+        maps = []
+        for block in self.blocks:
+            x, w = block(x, attn_mask=mask, key_padding_mask=key_padding_mask, need_weights=True)  # (B, T, D)
+            maps.append(w)  # (B, heads, T, T)
+        D = x.shape[-1]
+        logits = self.head(layer_norm(x, (D,), self.norm.weight, self.norm.bias, self.norm.eps))  # (B, T, V)
+        return (logits, maps) if return_attention else logits
+
+
+class TinyGPT(TransformerLM):
+    """A causal Transformer language model: position ``t`` sees tokens ``0..t`` and predicts token ``t + 1``."""
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__(config, causal=True)
+
+
+class TinyBERT(TransformerLM):
+    """A bidirectional Transformer encoder with a masked-language-model head: every position sees every token."""
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__(config, causal=False)
+
+
+def _init_weights(module: nn.Module) -> None:
+    # Small initial weights (std 0.02, as in GPT-2): the untrained model predicts a nearly uniform distribution.
+    if isinstance(module, nn.Linear | nn.Embedding):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Objectives
+
+
+def token_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of (B, T, V) logits against (B, T) target ids; targets equal to -100 are ignored.
+
+    For GPT the target at ``t`` is the token at ``t + 1``; for BERT it is the original token at the chosen
+    positions and -100 elsewhere. The loss is in nats per predicted token: ``ln V`` for a uniform guess.
+    """
+    if logits.ndim != 3 or targets.shape != logits.shape[:2]:
+        raise ValueError(f"logits (B, T, V) and targets (B, T) do not match: {tuple(logits.shape)} and "
+                         f"{tuple(targets.shape)}")
+    return nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+
+
+class MaskedTokens(NamedTuple):
+    """The output of :func:`mask_tokens`. All fields have the shape of the input tokens.
+
+    ``inputs``: the corrupted tokens the model reads; ``labels``: the original token at chosen positions, -100
+    elsewhere; ``masked``, ``randomized``, ``kept``: which chosen positions became ``[MASK]``, a random token, or
+    stayed as they were.
+    """
+
+    inputs: torch.Tensor
+    labels: torch.Tensor
+    masked: torch.Tensor
+    randomized: torch.Tensor
+    kept: torch.Tensor
+
+
+def _check_mask_args(tokens, mask_id, vocab_size, mask_prob, mask_ratio, random_ratio) -> None:
+    if not isinstance(tokens, torch.Tensor) or tokens.is_floating_point() or tokens.dtype == torch.bool:
+        raise TypeError(f"tokens must be an integer tensor, got {tokens!r:.80}")
+    positive_int(vocab_size, "vocab_size")
+    if isinstance(mask_id, bool) or not isinstance(mask_id, int) or mask_id < 0:
+        raise ValueError(f"mask_id must be a non-negative int, got {mask_id!r}")
+    for name, p in (("mask_prob", mask_prob), ("mask_ratio", mask_ratio), ("random_ratio", random_ratio)):
+        if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= p <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {p!r}")
+    if mask_ratio + random_ratio > 1.0:
+        raise ValueError(f"mask_ratio + random_ratio must be <= 1, got {mask_ratio} + {random_ratio}")
+
+
+def mask_tokens(
+    tokens: torch.Tensor,
+    mask_id: int,
+    vocab_size: int,
+    mask_prob: float = 0.15,
+    *,
+    mask_ratio: float = 0.8,
+    random_ratio: float = 0.1,
+    generator: torch.Generator | None = None,
+) -> MaskedTokens:
+    """BERT's corruption for the masked language model (the 80/10/10 rule).
+
+    Each position is chosen with probability ``mask_prob``. A chosen position becomes ``mask_id`` with probability
+    ``mask_ratio``, a token drawn uniformly from ``0..vocab_size-1`` with probability ``random_ratio``, and stays
+    unchanged otherwise. The model must predict the original token at every chosen position — including the
+    unchanged ones, so it cannot learn "only [MASK] positions matter", and the random ones, so it must doubt every
+    input token a little. ``[MASK]`` never occurs when the model is used later, which is why not all chosen
+    positions become ``[MASK]``.
+    """
+    _check_mask_args(tokens, mask_id, vocab_size, mask_prob, mask_ratio, random_ratio)
+    # Every tensor below has the shape of ``tokens``, e.g. (B, T).
+    u_choose = torch.rand(tokens.shape, generator=generator).to(tokens.device)  # uniform in [0, 1)
+    u_action = torch.rand(tokens.shape, generator=generator).to(tokens.device)
+    random_tokens = torch.randint(0, vocab_size, tokens.shape, generator=generator).to(tokens)
+    chosen = u_choose < mask_prob  # the positions the model must predict
+    masked = chosen & (u_action < mask_ratio)  # 80%: [MASK]
+    randomized = chosen & (u_action >= mask_ratio) & (u_action < mask_ratio + random_ratio)  # 10%: random
+    kept = chosen & ~masked & ~randomized  # 10%: unchanged
+    inputs = torch.where(masked, torch.full_like(tokens, mask_id), tokens)
+    inputs = torch.where(randomized, random_tokens, inputs)
+    labels = torch.where(chosen, tokens, torch.full_like(tokens, -100))  # -100: ignored by the loss
+    return MaskedTokens(inputs, labels, masked, randomized, kept)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Generation
+
+
+def _check_sampling_args(logits, temperature, top_k, generator) -> None:
+    if not isinstance(logits, torch.Tensor) or logits.ndim < 1 or not logits.is_floating_point():
+        raise TypeError(f"logits must be a floating-point tensor (..., V), got {logits!r:.80}")
+    if isinstance(temperature, bool) or not isinstance(temperature, int | float):
+        raise TypeError(f"temperature must be a number >= 0, got {temperature!r}")
+    if not temperature >= 0 or math.isinf(temperature):
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
+    if top_k is not None:
+        if isinstance(top_k, bool) or not isinstance(top_k, int):
+            raise TypeError(f"top_k must be an int or None, got {top_k!r}")
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+
+
+def sample_next(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Draw one token id from each row of ``logits`` (..., V); returns ids of shape (...).
+
+    The distribution is ``softmax(logits / temperature)``. A temperature below 1 sharpens it towards the most likely
+    token, above 1 flattens it towards uniform; ``temperature=0`` means greedy decoding (the argmax, no randomness).
+    ``top_k`` keeps only the ``k`` highest-scoring tokens (ties with the k-th are kept) before sampling; a ``top_k``
+    larger than V keeps them all. The same ``generator`` state gives the same draw.
+    """
+    _check_sampling_args(logits, temperature, top_k, generator)
+    V = logits.shape[-1]
+    flat = logits.detach().reshape(-1, V)  # (N, V)
+    if top_k is not None and top_k < V:
+        kth = torch.topk(flat, top_k, dim=-1).values[:, -1:]  # (N, 1): the k-th largest score of each row
+        flat = flat.masked_fill(flat < kth, float("-inf"))  # (N, V)
+    if temperature == 0:
+        ids = flat.argmax(dim=-1)  # (N,)
+    else:
+        probs = torch.softmax(flat / temperature, dim=-1)  # (N, V)
+        ids = torch.multinomial(probs.cpu(), 1, generator=generator)[:, 0].to(logits.device)  # (N,)
+    return ids.reshape(logits.shape[:-1])
+
+
+@torch.no_grad()
+def generate(
+    model: TransformerLM,
+    prompt: torch.Tensor,
+    max_new_tokens: int,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Continue ``prompt`` (T0,) or (B, T0) by ``max_new_tokens`` tokens, one model call per new token.
+
+    Each step runs the model on the last ``block_size`` tokens, takes the scores at the last position, draws the next
+    token with :func:`sample_next` and appends it. The steps cannot run in parallel: step ``n + 1`` needs the token
+    chosen at step ``n``. Returns the prompt followed by the new tokens, (T0 + n,) or (B, T0 + n).
+    """
+    if not isinstance(prompt, torch.Tensor) or prompt.ndim not in (1, 2) or prompt.is_floating_point():
+        raise TypeError(f"prompt must be a (T0,) or (B, T0) integer tensor, got {prompt!r:.80}")
+    if prompt.shape[-1] == 0:
+        raise ValueError("prompt must hold at least one token")
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+    was_training = model.training
+    model.eval()
+    seq = prompt[None] if prompt.ndim == 1 else prompt  # (B, T0)
+    for _ in range(max_new_tokens):
+        context = seq[:, -model.config.block_size:]  # (B, <=block_size)
+        logits = model(context)[:, -1, :]  # (B, V): only the last position predicts the next token
+        nxt = sample_next(logits, temperature, top_k, generator)  # (B,)
+        seq = torch.cat([seq, nxt[:, None]], dim=1)  # (B, T+1)
+    model.train(was_training)
+    return seq[0] if prompt.ndim == 1 else seq
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Data and training
+
+
+@dataclass(frozen=True)
+class CharTokenizer:
+    """Characters as tokens: the id of a character is its index in ``chars``.
+
+    ``CharTokenizer.from_text(text, extra="█")`` takes every distinct character of ``text`` in sorted order and
+    appends ``extra`` symbols (e.g. a ``[MASK]`` symbol that never occurs in the text).
+    """
+
+    chars: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.chars, str) or not self.chars:
+            raise ValueError(f"chars must be a non-empty string, got {self.chars!r}")
+        if len(set(self.chars)) != len(self.chars):
+            raise ValueError("chars must not repeat a character")
+
+    @classmethod
+    def from_text(cls, text: str, extra: str = "") -> CharTokenizer:
+        return cls("".join(sorted(set(text))) + "".join(c for c in extra if c not in text))
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> torch.Tensor:
+        """(len(text),) long tensor of ids; a character outside the vocabulary raises ValueError naming it."""
+        index = {c: i for i, c in enumerate(self.chars)}
+        unknown = sorted({c for c in text if c not in index})
+        if unknown:
+            raise ValueError(f"text has characters outside the vocabulary: {unknown!r}")
+        return torch.tensor([index[c] for c in text], dtype=torch.long)
+
+    def decode(self, ids: torch.Tensor | Sequence[int]) -> str:
+        values = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
+        bad = [i for i in values if not 0 <= i < len(self.chars)]
+        if bad:
+            raise ValueError(f"ids outside 0..{len(self.chars) - 1}: {bad[:5]}")
+        return "".join(self.chars[i] for i in values)
+
+
+def load_tiny_corpus() -> str:
+    """The book's own small training text (about 5 KB): three speakers — a cook, a captain, a gardener — one line
+    each, in lower case. Shipped in ``dlbook/data_files/tiny_corpus.txt``."""
+    return (importlib.resources.files("dlbook") / "data_files" / "tiny_corpus.txt").read_text(encoding="utf-8")
+
+
+def get_batch(
+    data: torch.Tensor, block_size: int, batch_size: int, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``batch_size`` random windows of ``block_size`` tokens from ``data`` (N,), and the same windows shifted by one.
+
+    Returns ``x`` (B, T) and ``y`` (B, T), where ``y[b, t]`` is the token that follows ``x[b, t]`` in the text: the
+    target of position ``t`` is the next token. One window therefore holds T training examples at once.
+    """
+    block_size = positive_int(block_size, "block_size")
+    batch_size = positive_int(batch_size, "batch_size")
+    if data.ndim != 1 or data.numel() < block_size + 1:
+        raise ValueError(f"data must be 1-D with more than block_size={block_size} tokens, got {tuple(data.shape)}")
+    starts = torch.randint(0, data.numel() - block_size, (batch_size,), generator=generator)  # (B,)
+    offsets = torch.arange(block_size)  # (T,)
+    x = data[starts[:, None] + offsets]  # (B, T)
+    y = data[starts[:, None] + offsets + 1]  # (B, T)
+    return x, y
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Settings of :func:`train_lm`: optimiser steps, windows per step, AdamW learning rate and weight decay,
+    how often to measure the validation loss, and — for ``objective="masked"`` — BERT's masking parameters."""
+
+    steps: int = 600
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 0.01
+    eval_every: int = 50
+    eval_windows: int = 64
+    objective: str = "causal"
+    mask_id: int | None = None
+    mask_prob: float = 0.15
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "eval_every", "eval_windows"):
+            positive_int(getattr(self, name), name)
+        if self.objective not in ("causal", "masked"):
+            raise ValueError(f"objective must be 'causal' or 'masked', got {self.objective!r}")
+        if self.objective == "masked" and self.mask_id is None:
+            raise ValueError("mask_id must be given for objective='masked'")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+
+
+def _batch_for(objective, x, y, settings, vocab_size, generator):
+    if objective == "causal":
+        return x, y
+    m = mask_tokens(x, settings.mask_id, vocab_size, settings.mask_prob, generator=generator)
+    return m.inputs, m.labels
+
+
+def train_lm(
+    model: TransformerLM,
+    train_data: torch.Tensor,
+    val_data: torch.Tensor,
+    settings: TrainSettings,
+    *,
+    generator: torch.Generator,
+) -> dict[str, list[float]]:
+    """Train ``model`` with AdamW on random windows of ``train_data``; return the history.
+
+    ``settings.objective="causal"`` (GPT): predict every next token. ``"masked"`` (BERT): corrupt the window with
+    :func:`mask_tokens` and predict the original tokens at the chosen positions. Every ``eval_every`` steps the loss
+    on a fixed set of ``eval_windows`` windows of ``val_data`` is recorded. Returns ``{"step": [...],
+    "train_loss": [...], "val_loss": [...]}`` (train loss averaged over the steps since the last record).
+    """
+    if not isinstance(settings, TrainSettings):
+        raise TypeError(f"settings must be a TrainSettings, got {type(settings).__name__}")
+    expects_causal = settings.objective == "causal"
+    if model.causal != expects_causal:
+        raise ValueError(f"objective={settings.objective!r} needs a {'causal' if expects_causal else 'bidirectional'}"
+                         f" model, got causal={model.causal}")
+    T = model.config.block_size
+    V = model.config.vocab_size  # random replacements are drawn from the whole vocabulary, as in BERT's code
+    val_gen = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+    vx, vy = get_batch(val_data, T, settings.eval_windows, val_gen)  # (E, T): the same windows at every record
+    vx, vy = _batch_for(settings.objective, vx, vy, settings, V, val_gen)
+    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    history: dict[str, list[float]] = {"step": [], "train_loss": [], "val_loss": []}
+    running, count = 0.0, 0
+    model.train()
+    for step in range(1, settings.steps + 1):
+        x, y = get_batch(train_data, T, settings.batch_size, generator)  # (B, T), (B, T)
+        x, y = _batch_for(settings.objective, x, y, settings, V, generator)
+        loss = token_cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        running, count = running + loss.item(), count + 1
+        if step % settings.eval_every == 0 or step == settings.steps:
+            model.eval()
+            with torch.no_grad():
+                val = token_cross_entropy(model(vx), vy).item()
+            model.train()
+            history["step"].append(step)
+            history["train_loss"].append(running / count)
+            history["val_loss"].append(val)
+            running, count = 0.0, 0
+    model.eval()
+    return history
