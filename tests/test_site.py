@@ -35,8 +35,18 @@ def test_math_renders_offline(page, site_url):
 # The slider parameters each chapter must offer (a subset: a chapter may have more).
 EXPECTED_SLIDERS = {
     "book/convnets/convolution.html": {"kernel_size", "kernel"},
+    "book/convnets/padding.html": {"k", "p", "kernel", "size"},
+    "book/convnets/stride.html": {"s", "p", "layers"},
     "book/convnets/pooling.html": {"kernel_size", "stride", "p", "shift", "window"},
     "book/convnets/resampling.html": {"r", "scale", "step", "stride", "kernel_size"},
+    "book/training/datasets.html": {"batch_size", "padding"},
+    "book/training/forward-backprop.html": {"depth", "weight_scale"},
+    "book/training/batch-size-epochs.html": {"batch_size", "lr"},
+    "book/training/regularization.html": {"strength", "weight_decay", "max_norm", "p", "patience"},
+    "book/autoencoders/autoencoders.html": {"code_size", "noise"},
+    "book/autoencoders/vae.html": {"beta", "z1", "z2"},
+    "book/attention/attention.html": {"D", "mask", "num_heads"},
+    "book/attention/transformers.html": {"temperature", "top_k", "layer", "head"},
 }
 
 
@@ -59,7 +69,7 @@ def test_widget_ids_are_unique(page, site_url):
         assert len(ids) == len(set(ids)), f"{path}: two interactive figures share an id: {ids}"
 
 
-@pytest.mark.parametrize("path", [p for p in toc_pages() if "/convnets/" in p or "/training/" in p])
+@pytest.mark.parametrize("path", [p for p in toc_pages() if p.endswith(".html") and p.count("/") == 2])
 def test_every_slider_figure_swaps_frames(page, site_url, path):
     """On every chapter, every precomputed slider figure shows the frame for the values its sliders are moved to."""
     page.goto(f"{site_url}/{path}", wait_until="load")
@@ -67,3 +77,11 @@ def test_every_slider_figure_swaps_frames(page, site_url, path):
     for i in range(widgets.count()):
         assert check_static_slider_figure(widgets.nth(i)) >= 1
     assert not real_errors(page.js_errors, site_url)
+
+
+@pytest.mark.parametrize("path", ["book/convnets/padding.html", "book/convnets/stride.html"])
+def test_arithmetic_explorer_is_on_the_page(page, site_url, path):
+    page.goto(f"{site_url}/{path}", wait_until="load")
+    size = page.locator(".dlbook-app .dlbook-explorer-size").first
+    size.wait_for()
+    assert size.get_attribute("data-size") not in (None, "", "error")
