@@ -23,13 +23,7 @@ from dlbook.pooling import (
     lp_pool2d,
     max_pool2d,
 )
-
-TOL = dict(rtol=1e-10, atol=1e-10)
-
-
-def _randn(*shape, seed=0, requires_grad=True):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=requires_grad)
+from tensors import TOL, randn64
 
 
 def _ties(*shape, seed=0, levels=3):
@@ -42,7 +36,7 @@ def _assert_same(ours, ref, inputs, seed=1):
     """Values equal (to 1e-10) and gradients equal under a random upstream gradient."""
     assert ours.shape == ref.shape
     torch.testing.assert_close(ours, ref, equal_nan=True, **TOL)
-    cot = _randn(*ref.shape, seed=seed, requires_grad=False)  # every output position matters
+    cot = randn64(*ref.shape, seed=seed, requires_grad=False)  # every output position matters
     g_ours = torch.autograd.grad(ours, inputs, cot)
     g_ref = torch.autograd.grad(ref, inputs, cot)
     for a, b in zip(g_ours, g_ref, strict=True):
@@ -60,7 +54,7 @@ MAX_GRID = [
 
 @pytest.mark.parametrize("k,s,p,d,ceil_mode", MAX_GRID)
 def test_max_pool_matches_torch_on_grid(k, s, p, d, ceil_mode):
-    x = _randn(2, 3, 9, 8)
+    x = randn64(2, 3, 9, 8)
     ours, idx = max_pool2d(x, k, s, p, d, ceil_mode, return_indices=True)
     ref, ref_idx = F.max_pool2d(x, k, s, p, d, ceil_mode, return_indices=True)
     assert torch.equal(idx, ref_idx)
@@ -136,7 +130,7 @@ def test_first_max_position():
 def test_max_pool_matches_torch_hypothesis(B, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, ceil_mode, ties, seed):
     if ph > kh // 2 or pw > kw // 2 or H + 2 * ph < dh * (kh - 1) + 1 or W + 2 * pw < dw * (kw - 1) + 1:
         return  # refused by both (tested in test_bad_arguments / test_torch_agrees_these_are_errors)
-    x = _ties(B, C, H, W, seed=seed) if ties else _randn(B, C, H, W, seed=seed)
+    x = _ties(B, C, H, W, seed=seed) if ties else randn64(B, C, H, W, seed=seed)
     args = ((kh, kw), (sh, sw), (ph, pw), (dh, dw), ceil_mode)
     ours, idx = max_pool2d(x, *args, return_indices=True)
     ref, ref_idx = F.max_pool2d(x, *args, return_indices=True)
@@ -152,7 +146,7 @@ def test_max_pool_matches_torch_hypothesis(B, C, H, W, kh, kw, sh, sw, ph, pw, d
 
 
 def test_max_pool_gradcheck():
-    x = _randn(1, 2, 6, 5)
+    x = randn64(1, 2, 6, 5)
     assert torch.autograd.gradcheck(lambda x: max_pool2d(x, (3, 2), (2, 1), (1, 1), (1, 2), True), (x,))
 
 
@@ -168,7 +162,7 @@ AVG_GRID = [
 
 @pytest.mark.parametrize("k,s,p,ceil_mode,count_include_pad,divisor_override", AVG_GRID)
 def test_avg_pool_matches_torch_on_grid(k, s, p, ceil_mode, count_include_pad, divisor_override):
-    x = _randn(2, 3, 9, 8)
+    x = randn64(2, 3, 9, 8)
     ours = avg_pool2d(x, k, s, p, ceil_mode, count_include_pad, divisor_override)
     ref = F.avg_pool2d(x, k, s, p, ceil_mode, count_include_pad, divisor_override)
     _assert_same(ours, ref, (x,))
@@ -199,13 +193,13 @@ def test_ceil_mode_window_past_the_padding_is_not_counted():
 def test_avg_pool_matches_torch_hypothesis(B, C, H, W, kh, kw, sh, sw, ph, pw, ceil_mode, cip, div, seed):
     if ph > kh // 2 or pw > kw // 2 or H + 2 * ph < kh or W + 2 * pw < kw:
         return
-    x = _randn(B, C, H, W, seed=seed)
+    x = randn64(B, C, H, W, seed=seed)
     args = ((kh, kw), (sh, sw), (ph, pw), ceil_mode, cip, div)
     _assert_same(avg_pool2d(x, *args), F.avg_pool2d(x, *args), (x,), seed=seed + 1)
 
 
 def test_avg_pool_gradcheck():
-    x = _randn(1, 2, 5, 6)
+    x = randn64(1, 2, 5, 6)
     assert torch.autograd.gradcheck(lambda x: avg_pool2d(x, 3, 2, 1, True, False), (x,))
 
 
@@ -217,14 +211,14 @@ NORMS = [1, 2, 3, 0.5, 1.5, -1, math.inf, -math.inf]
 @pytest.mark.parametrize("norm_type", NORMS)
 @pytest.mark.parametrize("k,s,ceil_mode", [(2, None, False), (3, 2, True), (3, 1, False), ((2, 3), (1, 2), True)])
 def test_lp_pool_matches_torch_positive_inputs(norm_type, k, s, ceil_mode):
-    x = (_randn(2, 3, 7, 8, requires_grad=False).abs() + 0.1).requires_grad_(True)
+    x = (randn64(2, 3, 7, 8, requires_grad=False).abs() + 0.1).requires_grad_(True)
     _assert_same(lp_pool2d(x, norm_type, k, s, ceil_mode), F.lp_pool2d(x, norm_type, k, s, ceil_mode), (x,))
 
 
 @pytest.mark.parametrize("norm_type", [1, 2, 3, -1, math.inf, -math.inf])
 def test_lp_pool_matches_torch_signed_inputs(norm_type):
     """No absolute value: for p=1 a window's sum may be negative; for odd p a negative power sum gives NaN."""
-    x = _randn(2, 2, 6, 6, seed=3)
+    x = randn64(2, 2, 6, 6, seed=3)
     ours, ref = lp_pool2d(x, norm_type, 2), F.lp_pool2d(x, norm_type, 2)
     torch.testing.assert_close(ours, ref, equal_nan=True, **TOL)
     if norm_type in (1, 2, math.inf, -math.inf):  # finite everywhere: compare gradients as well
@@ -268,13 +262,13 @@ def test_lp_pool_ceil_mode_scales_partial_windows_like_torch():
 def test_lp_pool_matches_torch_hypothesis(H, W, kh, kw, sh, sw, ceil_mode, p, seed):
     if H < kh or W < kw:
         return
-    x = (_randn(2, 2, H, W, seed=seed, requires_grad=False).abs() + 0.05).requires_grad_(True)
+    x = (randn64(2, 2, H, W, seed=seed, requires_grad=False).abs() + 0.05).requires_grad_(True)
     args = (p, (kh, kw), (sh, sw), ceil_mode)
     _assert_same(lp_pool2d(x, *args), F.lp_pool2d(x, *args), (x,), seed=seed + 1)
 
 
 def test_lp_pool_gradcheck():
-    x = (_randn(1, 1, 5, 5, requires_grad=False).abs() + 0.2).requires_grad_(True)
+    x = (randn64(1, 1, 5, 5, requires_grad=False).abs() + 0.2).requires_grad_(True)
     assert torch.autograd.gradcheck(lambda x: lp_pool2d(x, 3, 2, 1), (x,))
 
 
@@ -282,7 +276,7 @@ def test_lp_pool_gradcheck():
 
 @pytest.mark.parametrize("output_size", [1, 2, 3, (2, 5), (None, 3), (4, None), 7, (9, 8), (10, 11)])
 def test_adaptive_pools_match_torch(output_size):
-    x = _randn(2, 3, 7, 8)
+    x = randn64(2, 3, 7, 8)
     _assert_same(adaptive_avg_pool2d(x, output_size), F.adaptive_avg_pool2d(x, output_size), (x,))
     xt = _ties(2, 3, 7, 8)
     ours, idx = adaptive_max_pool2d(xt, output_size, return_indices=True)
@@ -310,7 +304,7 @@ def test_global_pools():
 
 
 def test_unbatched_inputs():
-    x = _randn(3, 7, 6)
+    x = randn64(3, 7, 6)
     torch.testing.assert_close(max_pool2d(x, 2), F.max_pool2d(x, 2))
     y, i = max_pool2d(x, 3, 2, 1, return_indices=True)
     y_ref, i_ref = F.max_pool2d(x, 3, 2, 1, return_indices=True)
@@ -323,7 +317,7 @@ def test_unbatched_inputs():
 
 
 def test_pooling_has_no_parameters_and_is_per_channel():
-    x = _randn(1, 3, 6, 6, requires_grad=False)
+    x = randn64(1, 3, 6, 6, requires_grad=False)
     y = max_pool2d(x, 2)
     for c in range(3):  # each channel is pooled on its own: no mixing across channels
         assert torch.equal(y[:, c], max_pool2d(x[:, c : c + 1], 2)[:, 0])

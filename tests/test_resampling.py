@@ -28,20 +28,14 @@ from dlbook.resampling import (
     upsample_bilinear,
     upsample_nearest,
 )
-
-TOL = dict(rtol=1e-10, atol=1e-10)
-
-
-def _randn(*shape, seed=0, requires_grad=True):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=requires_grad)
+from tensors import TOL, randn64
 
 
 def _assert_same(ours, ref, inputs, seed=1):
     """Values equal (to 1e-10) and gradients equal under a random upstream gradient."""
     assert ours.shape == ref.shape
     torch.testing.assert_close(ours, ref, **TOL)
-    cot = _randn(*ref.shape, seed=seed, requires_grad=False)
+    cot = randn64(*ref.shape, seed=seed, requires_grad=False)
     for a, b in zip(torch.autograd.grad(ours, inputs, cot), torch.autograd.grad(ref, inputs, cot), strict=True):
         torch.testing.assert_close(a, b, **TOL)
 
@@ -51,9 +45,9 @@ def _assert_same(ours, ref, inputs, seed=1):
 @pytest.mark.parametrize("r", [1, 2, 3, 4])
 @pytest.mark.parametrize("shape", [(2, 3, 12, 24), (3, 12, 12), (2, 2, 1, 12, 36)])
 def test_pixel_unshuffle_and_shuffle_match_torch(r, shape):
-    x = _randn(*shape)
+    x = randn64(*shape)
     _assert_same(pixel_unshuffle(x, r), F.pixel_unshuffle(x, r), (x,))
-    y = _randn(*shape[:-3], shape[-3] * r * r, 3, 5, seed=2)
+    y = randn64(*shape[:-3], shape[-3] * r * r, 3, 5, seed=2)
     _assert_same(pixel_shuffle(y, r), F.pixel_shuffle(y, r), (y,))
 
 
@@ -61,7 +55,7 @@ def test_pixel_unshuffle_and_shuffle_match_torch(r, shape):
 @given(B=st.integers(1, 2), C=st.integers(1, 3), h=st.integers(1, 5), w=st.integers(1, 5), r=st.integers(1, 4),
        seed=st.integers(0, 10_000))
 def test_space_to_depth_is_exactly_invertible(B, C, h, w, r, seed):
-    x = _randn(B, C, h * r, w * r, seed=seed, requires_grad=False)
+    x = randn64(B, C, h * r, w * r, seed=seed, requires_grad=False)
     down = pixel_unshuffle(x, r)
     assert down.shape == (B, C * r * r, h, w)
     assert torch.equal(pixel_shuffle(down, r), x)  # bit for bit: nothing is computed, only moved
@@ -79,7 +73,7 @@ def test_pixel_unshuffle_layout():
 
 @pytest.mark.parametrize("C,r", [(1, 2), (3, 2), (2, 3), (1, 4)])
 def test_space_to_depth_is_a_strided_one_hot_convolution(C, r):
-    x = _randn(2, C, 4 * r, 3 * r, requires_grad=False)
+    x = randn64(2, C, 4 * r, 3 * r, requires_grad=False)
     w = space_to_depth_weight(C, r)
     assert w.shape == (C * r * r, 1, r, r)
     assert torch.equal(conv2d(x, w, stride=r, groups=C), pixel_unshuffle(x, r))
@@ -90,13 +84,13 @@ def test_space_to_depth_is_a_strided_one_hot_convolution(C, r):
 
 @pytest.mark.parametrize("scale", [1, 2, 3, 5, (2, 3), (1, 4)])
 def test_upsample_nearest_matches_torch(scale):
-    x = _randn(2, 3, 5, 4)
+    x = randn64(2, 3, 5, 4)
     _assert_same(upsample_nearest(x, scale), F.interpolate(x, scale_factor=scale, mode="nearest"), (x,))
     assert upsample_nearest(x[0], scale).shape == F.interpolate(x, scale_factor=scale, mode="nearest")[0].shape
 
 
 def test_nearest_is_a_transposed_convolution_with_a_box_of_ones():
-    x = _randn(1, 1, 4, 5, requires_grad=False)
+    x = randn64(1, 1, 4, 5, requires_grad=False)
     for r in (2, 3):
         box = torch.ones(1, 1, r, r, dtype=torch.float64)
         assert torch.equal(conv_transpose2d(x, box, stride=r), upsample_nearest(x, r))
@@ -105,7 +99,7 @@ def test_nearest_is_a_transposed_convolution_with_a_box_of_ones():
 @pytest.mark.parametrize("align_corners", [False, True])
 @pytest.mark.parametrize("scale", [1, 2, 3, 4, 1.5, 2.25, (2, 3), (1.7, 0.6), 0.5])
 def test_upsample_bilinear_matches_torch(scale, align_corners):
-    x = _randn(2, 3, 6, 7)
+    x = randn64(2, 3, 6, 7)
     ref = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=align_corners)
     _assert_same(upsample_bilinear(x, scale, align_corners), ref, (x,))
 
@@ -116,13 +110,13 @@ def test_upsample_bilinear_matches_torch(scale, align_corners):
 def test_upsample_bilinear_matches_torch_hypothesis(H, W, sh, sw, align_corners, seed):
     if int(H * sh) < 1 or int(W * sw) < 1:
         return
-    x = _randn(1, 2, H, W, seed=seed)
+    x = randn64(1, 2, H, W, seed=seed)
     ref = F.interpolate(x, scale_factor=(sh, sw), mode="bilinear", align_corners=align_corners)
     _assert_same(upsample_bilinear(x, (sh, sw), align_corners), ref, (x,), seed=seed)
 
 
 def test_bilinear_copies_a_dimension_whose_size_does_not_change_like_torch():
-    x = _randn(1, 1, 2, 5)
+    x = randn64(1, 1, 2, 5)
     for scale in [(1.25, 2.0), (1.0, 1.1), (1.4, 1.19)]:  # 2 * 1.25 -> 2 rows, 5 * 1.1 -> 5 columns, ...
         ref = F.interpolate(x, scale_factor=scale, mode="bilinear")
         _assert_same(upsample_bilinear(x, scale), ref, (x,))
@@ -137,7 +131,7 @@ def test_bilinear_source_positions():
 
 def test_bilinear_interior_is_a_transposed_convolution_with_a_tent_kernel():
     """For scale 2, align_corners=False, away from the border, bilinear up-sampling is a fixed transposed conv."""
-    x = _randn(1, 1, 6, 6, requires_grad=False)
+    x = randn64(1, 1, 6, 6, requires_grad=False)
     tent = torch.tensor([0.25, 0.75, 0.75, 0.25], dtype=torch.float64)
     kernel = (tent[:, None] * tent[None, :])[None, None]  # (1, 1, 4, 4)
     up = conv_transpose2d(x, kernel, stride=2, padding=1)  # (1, 1, 12, 12)
@@ -150,13 +144,13 @@ def test_bilinear_interior_is_a_transposed_convolution_with_a_tent_kernel():
 
 @pytest.mark.parametrize("k,s,p", [(2, None, 0), (3, 2, 1), (2, 1, 0), (3, 3, 1), ((2, 3), (2, 2), (1, 0))])
 def test_max_unpool_matches_torch(k, s, p):
-    x = _randn(2, 3, 8, 9, requires_grad=False)
+    x = randn64(2, 3, 8, 9, requires_grad=False)
     y, idx = max_pool2d(x, k, s, p, return_indices=True)
     y = y.detach().requires_grad_(True)
     size = (8, 9)  # the indices count positions in an 8x9 map: tell the unpooling, or the default size may differ
     _assert_same(max_unpool2d(y, idx, k, s, p, output_size=size), F.max_unpool2d(y, idx, k, s, p, output_size=size),
                  (y,))
-    x = _randn(2, 3, 8, 8, seed=3, requires_grad=False)
+    x = randn64(2, 3, 8, 8, seed=3, requires_grad=False)
     y, idx = max_pool2d(x, k, s, p, return_indices=True)
     y = y.detach().requires_grad_(True)
     try:
@@ -169,7 +163,7 @@ def test_max_unpool_matches_torch(k, s, p):
 
 
 def test_max_unpool_keeps_the_maxima_in_place():
-    x = _randn(1, 2, 6, 6, requires_grad=False).abs() + 0.1  # positive, so that the zeros never win
+    x = randn64(1, 2, 6, 6, requires_grad=False).abs() + 0.1  # positive, so that the zeros never win
     y, idx = max_pool2d(x, 2, return_indices=True)
     up = max_unpool2d(y, idx, 2)
     assert up.shape == x.shape
@@ -189,9 +183,9 @@ CT_GRID = [(k, s, p, op, d, g) for k, s, p, op, d, g in
 
 
 def _ct_tensors(B, G, c_per, o_per, H, W, kh, kw, bias, seed=0):
-    x = _randn(B, G * c_per, H, W, seed=seed)
-    w = _randn(G * c_per, o_per, kh, kw, seed=seed + 1)
-    b = _randn(G * o_per, seed=seed + 2) if bias else None
+    x = randn64(B, G * c_per, H, W, seed=seed)
+    w = randn64(G * c_per, o_per, kh, kw, seed=seed + 1)
+    b = randn64(G * o_per, seed=seed + 2) if bias else None
     return x, w, b
 
 
@@ -247,10 +241,10 @@ def _conv_input_gradient(x_shape, w, y, **args):
 def test_conv_transpose_is_the_gradient_of_conv(B, G, c_per, o_per, H, W, kh, kw, sh, sw, ph, pw, dh, dw, seed):
     if H + 2 * ph < dh * (kh - 1) + 1 or W + 2 * pw < dw * (kw - 1) + 1:
         return
-    w = _randn(G * o_per, c_per, kh, kw, seed=seed, requires_grad=False)  # conv2d weight (O, C/G, kH, kW)
+    w = randn64(G * o_per, c_per, kh, kw, seed=seed, requires_grad=False)  # conv2d weight (O, C/G, kH, kW)
     x_shape = (B, G * c_per, H, W)
     Ho, Wo = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    y = _randn(B, G * o_per, Ho, Wo, seed=seed + 1, requires_grad=False)
+    y = randn64(B, G * o_per, Ho, Wo, seed=seed + 1, requires_grad=False)
     # the rows/columns that the stride's floor dropped come back as output_padding
     oph, opw = (H + 2 * ph - dh * (kh - 1) - 1) % sh, (W + 2 * pw - dw * (kw - 1) - 1) % sw
     args = dict(stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), groups=G)
@@ -260,19 +254,19 @@ def test_conv_transpose_is_the_gradient_of_conv(B, G, c_per, o_per, H, W, kh, kw
 
 @pytest.mark.parametrize("s,p,d,k", [(1, 0, 1, 3), (2, 0, 1, 3), (2, 1, 1, 4), (3, 1, 2, 3), (2, 2, 1, 5)])
 def test_conv_transpose_is_the_gradient_of_conv_grid(s, p, d, k):
-    w = _randn(3, 2, k, k, requires_grad=False)
+    w = randn64(3, 2, k, k, requires_grad=False)
     x_shape = (2, 2, 11, 10)
     Ho, Wo = ((n + 2 * p - d * (k - 1) - 1) // s + 1 for n in x_shape[-2:])
     op = tuple((n + 2 * p - d * (k - 1) - 1) % s for n in x_shape[-2:])
-    y = _randn(2, 3, Ho, Wo, seed=5, requires_grad=False)
+    y = randn64(2, 3, Ho, Wo, seed=5, requires_grad=False)
     ours = conv_transpose2d(y, w, stride=s, padding=p, output_padding=op, dilation=d)
     assert ours.shape == x_shape
     torch.testing.assert_close(ours, _conv_input_gradient(x_shape, w, y, stride=s, padding=p, dilation=d), **TOL)
 
 
 def test_conv_transpose_is_not_an_inverse():
-    x = _randn(1, 1, 8, 8, requires_grad=False)
-    w = _randn(1, 1, 3, 3, seed=3, requires_grad=False)
+    x = randn64(1, 1, 8, 8, requires_grad=False)
+    w = randn64(1, 1, 3, 3, seed=3, requires_grad=False)
     back = conv_transpose2d(conv2d(x, w, stride=2, padding=1), w, stride=2, padding=1, output_padding=1)
     assert back.shape == x.shape
     assert (back - x).abs().max() > 0.5  # same shape, different numbers: "deconvolution" is a misnomer
@@ -284,7 +278,7 @@ def test_the_steps():
     assert z.shape == (1, 1, 3, 5)
     assert z[0, 0].tolist() == [[1, 0, 2, 0, 3], [0, 0, 0, 0, 0], [4, 0, 5, 0, 6]]
     assert torch.equal(insert_zeros(x, (1, 3))[0, 0, :, ::3], x[0, 0])
-    w = _randn(4, 3, 2, 3, requires_grad=False)  # (C_in, C_out/G, kH, kW) with groups=2: C_out = 6
+    w = randn64(4, 3, 2, 3, requires_grad=False)  # (C_in, C_out/G, kH, kW) with groups=2: C_out = 6
     wt = transposed_kernel(w, groups=2)
     assert wt.shape == (6, 2, 2, 3)
     # output channel 4 = group 1, its channel 1; input channel 1 of group 1 = weight row 3
