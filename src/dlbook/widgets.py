@@ -174,7 +174,9 @@ class LiveFigure:
             )
             for name, values in params.items()
         }
-        self.image = ipywidgets.Image(format=image_format, value=self._frame(initial))
+        # flex-start: shown at its own pixel size, not stretched (and blurred) to the width of the output area
+        self.image = ipywidgets.Image(format=image_format, value=self._frame(initial),
+                                      layout=ipywidgets.Layout(align_self="flex-start", max_width="100%"))
         header = [ipywidgets.HTML(f"<b>{html.escape(title)}</b>")] if title else []
         self.widget = ipywidgets.VBox([*header, *self.sliders.values(), self.image])
         for slider in self.sliders.values():
