@@ -31,7 +31,6 @@ from dlbook.autoencoders import (
     dense_contractive_penalty,
     encoder_jacobian,
     gaussian_kl,
-    image_grid,
     importance_log_likelihood,
     mlp,
     nearest_distance,
@@ -402,21 +401,6 @@ def test_nearest_distance_matches_cdist():
     assert float(nearest_distance(b[:3], b).max()) < 1e-6  # a training image is at distance 0 from itself
     with pytest.raises(ValueError, match="samples"):
         nearest_distance(randn(3, 4), randn(5, 3))
-
-
-def test_image_grid_tiles_row_by_row():
-    imgs = torch.arange(5 * 2 * 3, dtype=F64).reshape(5, 2, 3)
-    grid = image_grid(imgs, ncols=3, pad=1, pad_value=-1.0)
-    assert grid.shape == (2 * 3 - 1, 3 * 4 - 1)
-    torch.testing.assert_close(grid[0:2, 0:3], imgs[0])
-    torch.testing.assert_close(grid[0:2, 8:11], imgs[2])
-    torch.testing.assert_close(grid[3:5, 4:7], imgs[4])
-    assert torch.all(grid[2] == -1) and torch.all(grid[3:5, 8:11] == -1)  # separator row, unused tile
-    torch.testing.assert_close(image_grid(imgs[:, None], 5, pad=0), torch.cat(list(imgs), dim=1))
-    with pytest.raises(ValueError, match="ncols"):
-        image_grid(imgs, 0)
-    with pytest.raises(ValueError, match="images"):
-        image_grid(torch.zeros(2, 3, 4, 4, dtype=F64), 2)
 
 
 # ------------------------------------------------------------------------------------------------------ VAE

@@ -15,7 +15,14 @@ from dlbook._checks import check_tensor, pair  # noqa: E402
 from dlbook.conv import conv2d  # noqa: E402
 from dlbook.display import show_source, source_of  # noqa: E402
 from dlbook.exercises import check  # noqa: E402
-from dlbook.plotting import as_image, sample_photo, shape_title, show_images, show_kernel  # noqa: E402
+from dlbook.plotting import (  # noqa: E402
+    as_image,
+    image_grid,
+    sample_photo,
+    shape_title,
+    show_images,
+    show_kernel,
+)
 
 
 def test_seed_everything_makes_runs_repeat():
@@ -81,3 +88,18 @@ def test_check_tensor_messages():
 def test_check_refuses_cases_that_do_not_fit_the_reference():
     with pytest.raises(TypeError, match="does not fit the reference's parameters"):
         check(lambda x: x, lambda image: image, [dict(x=1)])
+
+
+def test_image_grid_tiles_row_by_row():
+    imgs = torch.arange(5 * 2 * 3, dtype=torch.float64).reshape(5, 2, 3)
+    grid = image_grid(imgs, ncols=3, pad=1, pad_value=-1.0)
+    assert grid.shape == (2 * 3 - 1, 3 * 4 - 1)
+    torch.testing.assert_close(grid[0:2, 0:3], imgs[0])
+    torch.testing.assert_close(grid[0:2, 8:11], imgs[2])
+    torch.testing.assert_close(grid[3:5, 4:7], imgs[4])
+    assert torch.all(grid[2] == -1) and torch.all(grid[3:5, 8:11] == -1)  # separator row, unused tile
+    torch.testing.assert_close(image_grid(imgs[:, None], 5, pad=0), torch.cat(list(imgs), dim=1))
+    with pytest.raises(ValueError, match="ncols"):
+        image_grid(imgs, 0)
+    with pytest.raises(ValueError, match="images"):
+        image_grid(torch.zeros(2, 3, 4, 4, dtype=torch.float64), 2)

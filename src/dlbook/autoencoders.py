@@ -57,7 +57,6 @@ __all__ = [
     "pca_basis",
     "principal_angles",
     "nearest_distance",
-    "image_grid",
     "gaussian_kl",
     "reparameterize",
     "bernoulli_nll",
@@ -499,28 +498,6 @@ def nearest_distance(samples: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
                          f"{tuple(samples.shape)} and {tuple(data.shape)}")
     sq = a.pow(2).sum(1, keepdim=True) + b.pow(2).sum(1) - 2 * a @ b.T  # (N, M): ‖a‖² + ‖b‖² - 2 a·b
     return sq.min(1).values.clamp_min(0).sqrt()  # (N,)
-
-
-def image_grid(images: torch.Tensor, ncols: int, pad: int = 1, pad_value: float = 1.0) -> torch.Tensor:
-    """Tile images (N, H, W) or (N, 1, H, W) into one (rows·(H+pad)-pad, ncols·(W+pad)-pad) image, row by row,
-    with ``pad`` pixels of ``pad_value`` between tiles (unused tiles are ``pad_value`` too).
-
-    One ``imshow`` of the mosaic draws many small digits far faster than one axes per digit.
-    """
-    _check_batch(images, "images", 3)
-    if images.ndim == 4 and images.shape[1] == 1:
-        images = images[:, 0]  # (N, H, W)
-    if images.ndim != 3:
-        raise ValueError(f"images must be (N, H, W) or (N, 1, H, W), got shape {tuple(images.shape)}")
-    ncols = positive_int(ncols, "ncols")
-    pad = non_negative_int(pad, "pad")
-    N, H, W = images.shape
-    rows = max(-(-N // ncols), 1)
-    out = images.new_full((rows * (H + pad) - pad, ncols * (W + pad) - pad), float(pad_value))  # mosaic
-    for n in range(N):
-        r, c = divmod(n, ncols)
-        out[r * (H + pad) : r * (H + pad) + H, c * (W + pad) : c * (W + pad) + W] = images[n]
-    return out
 
 
 # ----------------------------------------------------------------------------------------------------- VAE
