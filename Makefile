@@ -7,9 +7,9 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 MATHJAX := book/_static/mathjax/tex-mml-chtml.js
 MATHJAX_VERSION := 3.2.2
-JB_FLAGS := --all -W -n --keep-going
+JB_FLAGS := -W -n --keep-going
 
-.PHONY: book test unit notebooks site lab serve bench clean lint
+.PHONY: book test unit notebooks site lab serve bench bench-build clean lint
 
 $(STAMP): requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) on PATH (set PYTHON=...)"; exit 1; }
@@ -28,20 +28,22 @@ $(MATHJAX):
 	cp -r book/_static/mathjax.tmp/package/es5/input/tex/extensions book/_static/mathjax.tmp/out/input/tex/
 	rm -rf book/_static/mathjax && mv book/_static/mathjax.tmp/out book/_static/mathjax && rm -rf book/_static/mathjax.tmp
 
-## book: build the static site into _build/html (executes every chapter; any error or warning fails)
+## book: build the static site into _build/html (executes the chapters whose code or dependencies changed, in
+## parallel; any error or warning fails)
 book: $(STAMP) $(MATHJAX)
 	DLBOOK_WIDGETS=static $(BIN)/jupyter-book build . $(JB_FLAGS)
 	@echo "open _build/html/index.html"
 
-## test: unit tests, every notebook under nbval, the site build and the browser checks
+## test: unit tests, every chapter executed once, the site build from those outputs and the browser checks
 test: $(STAMP) $(MATHJAX)
-	$(BIN)/python -m pytest tests book --nbval-lax --durations=15
+	$(BIN)/python -m pytest tests --durations=15
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests -m "not browser and not slow"
 
+## notebooks: every chapter under nbval with live ipywidgets, as in JupyterLab (not part of `make test`)
 notebooks: $(STAMP)
-	$(BIN)/python -m pytest book --nbval-lax
+	$(BIN)/python -m pytest book --nbval-lax -p no:cacheprovider
 
 ## lab: open the chapters in JupyterLab with live sliders
 lab: $(STAMP)
@@ -54,6 +56,10 @@ serve:
 ## bench: speed ratios against PyTorch and chapter run times (benchmarks/results/)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+## bench-build: cold build, rebuilds, and (with ARGS=--test) the test suite, each a median of repeated runs
+bench-build: $(STAMP) $(MATHJAX)
+	$(BIN)/python benchmarks/build.py $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -1,0 +1,243 @@
+"""Execute each chapter once, in parallel, and keep its outputs until something it depends on changes.
+
+A chapter's outputs depend on more than its code cells: on the ``dlbook`` modules it imports (and the modules those
+import), on the package's data files, on the pinned requirements, on the widget mode (``DLBOOK_WIDGETS``) and on which
+datasets are present. ``chapter_key`` hashes all of these. A chapter is executed when its key differs from the one
+stored with its cached outputs; the outputs go into the jupyter-cache that myst-nb reads in ``cache`` mode, so the
+page is built from them without a second execution. Stale chapters run concurrently, one kernel per core, the
+longest first.
+
+As a Sphinx extension it does this before the build reads any page (``builder-inited``), and it tells Sphinx to re-read
+the pages whose key changed even when their notebook file did not (``env-get-outdated``): an edit to
+``src/dlbook/conv.py`` re-executes and re-renders the chapters that import ``dlbook.conv``, and only those.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import hashlib
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from jupyter_cache import get_cache
+from jupyter_cache.base import CacheBundleIn
+
+PACKAGE = "dlbook"
+
+
+def _imported_dlbook_modules(source: str) -> set[str]:
+    """Names of the dlbook modules a piece of Python source imports: ``{"conv", "plotting", "__init__"}``."""
+    # IPython magics and shell escapes are not Python: blank them so that the cell still parses
+    lines = ["" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()]
+    try:
+        tree = ast.parse("\n".join(lines))
+    except SyntaxError:
+        return set()
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:  # relative import inside the package: `from .conv import ...` / `from . import conv`
+                parts = (node.module or "").split(".")
+                found |= {parts[0]} if parts[0] else {alias.name for alias in node.names}
+            elif node.module and node.module.split(".")[0] == PACKAGE:
+                parts = node.module.split(".")
+                found |= {parts[1]} if len(parts) > 1 else {alias.name for alias in node.names}
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] == PACKAGE and len(parts) > 1:
+                    found.add(parts[1])
+    return found | {"__init__"}
+
+
+def dependency_files(code: str, package_dir: Path) -> list[Path]:
+    """The package files that code importing from ``dlbook`` runs: the modules it imports, the modules those import
+    (transitively), and every non-Python file of the package (data files, scripts and styles)."""
+    todo, seen = set(_imported_dlbook_modules(code)), set()
+    while todo:
+        name = todo.pop()
+        path = package_dir / f"{name}.py"
+        if name in seen or not path.exists():  # a name imported from __init__ that is not a module
+            seen.add(name)
+            continue
+        seen.add(name)
+        todo |= _imported_dlbook_modules(path.read_text(encoding="utf-8")) - seen
+    modules = [package_dir / f"{name}.py" for name in seen if (package_dir / f"{name}.py").exists()]
+    data = [p for p in package_dir.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")]
+    return sorted(set(modules) | set(data))
+
+
+def data_state(data_dir: Path) -> str:
+    """What datasets are present: every file under the data folder with its size (a download changes it)."""
+    if not data_dir.is_dir():
+        return "no data folder"
+    return "\n".join(f"{p.relative_to(data_dir)} {p.stat().st_size}" for p in sorted(data_dir.rglob("*")) if p.is_file())
+
+
+def chapter_key(nb: nbformat.NotebookNode, code_hash: str, package_dir: Path, requirements: Path,
+                data_dir: Path, widgets: str) -> str:
+    """Hash of everything a chapter's outputs depend on (see the module docstring)."""
+    h = hashlib.sha256()
+    h.update(code_hash.encode())
+    code = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "code")
+    for path in dependency_files(code, package_dir):
+        h.update(str(path.relative_to(package_dir)).encode() + b"\0" + path.read_bytes())
+    h.update(requirements.read_bytes() if requirements.exists() else b"no requirements")
+    h.update(f"python {sys.version_info[:2]}; widgets {widgets}".encode())
+    h.update(data_state(data_dir).encode())
+    return h.hexdigest()
+
+
+@dataclass
+class ChapterRun:
+    """What happened to one chapter: ``status`` is "cached", "executed" or "failed"."""
+    path: Path
+    status: str
+    seconds: float = 0.0
+    error: str = ""
+
+
+def _execute(path: Path, timeout: int, widgets: str, threads: int) -> tuple[nbformat.NotebookNode, float]:
+    from nbclient import NotebookClient
+
+    source = nbformat.read(path, as_version=4)
+    nb = copy.deepcopy(source)
+    start = time.perf_counter()
+    NotebookClient(nb, timeout=timeout, allow_errors=False, record_timing=False,
+                   resources={"metadata": {"path": str(path.parent)}}).execute(
+                       # kernels side by side share the cores: one kernel's torch should not take them all
+                       env={"OMP_NUM_THREADS": str(threads), **os.environ, "DLBOOK_WIDGETS": widgets})
+    seconds = time.perf_counter() - start
+    # the cache finds these outputs by the hash of the notebook as the reader has it: keep its metadata
+    nb.metadata["kernelspec"] = source.metadata.get("kernelspec", {})
+    for ran, cell in zip(nb.cells, source.cells, strict=True):
+        ran.metadata = cell.metadata
+    return nb, seconds
+
+
+def execute_chapters(paths: list[Path], cache_dir: Path, *, package_dir: Path, requirements: Path, data_dir: Path,
+                     widgets: str, timeout: int = 300, workers: int | None = None,
+                     log=print) -> dict[Path, ChapterRun]:
+    """Execute the chapters whose key changed, with ``DLBOOK_WIDGETS=widgets``, ``workers`` at a time (default: one per
+    core), longest first, and store their outputs in the jupyter-cache at ``cache_dir``. Returns what happened to each
+    chapter."""
+    cache = get_cache(str(cache_dir))
+    records = cache.list_cache_records()
+    todo, runs = [], {}
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        code_hash = cache.create_hashed_notebook(nb)[1]
+        key = chapter_key(nb, code_hash, package_dir, requirements, data_dir, widgets)
+        cached = next((r for r in records if r.hashkey == code_hash), None)
+        if cached is not None and (cached.data or {}).get("dlbook_key") == key:
+            runs[path] = ChapterRun(path, "cached", (cached.data or {}).get("execution_seconds", 0.0))
+            continue
+        previous = [r for r in records if r.uri == str(path)]
+        guess = max([(r.data or {}).get("execution_seconds", 0.0) for r in previous] + [0.0])
+        todo.append((guess, path))
+    todo.sort(key=lambda item: -item[0])  # longest first: the last chapter to start is a short one
+    cores = os.cpu_count() or 1
+    workers = max(1, min(len(todo), workers or cores))
+
+    def run(path: Path) -> tuple[ChapterRun, nbformat.NotebookNode | None]:
+        log(f"executing {path.name}")
+        try:
+            nb, seconds = _execute(path, timeout, widgets, threads=max(1, cores // workers))
+        except Exception as exc:  # noqa: BLE001 - a failing cell is reported, and fails the build
+            return ChapterRun(path, "failed", error=f"{type(exc).__name__}: {exc}"), None
+        return ChapterRun(path, "executed", seconds), nb
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for future in as_completed([pool.submit(run, path) for _, path in todo]):
+            chapter, nb = future.result()
+            runs[chapter.path] = chapter
+            if nb is None:
+                log(f"{chapter.path.name} failed")
+                continue
+            # kept as each chapter finishes: an interrupted build keeps what it executed
+            code_hash = cache.create_hashed_notebook(nb)[1]
+            # the key is taken after the run: a dataset downloaded while executing belongs to these outputs
+            key = chapter_key(nb, code_hash, package_dir, requirements, data_dir, widgets)
+            for old in cache.list_cache_records():
+                if old.uri == str(chapter.path) and old.hashkey != code_hash:
+                    cache.remove_cache(old.pk)  # an earlier version of this chapter
+            cache.cache_notebook_bundle(
+                CacheBundleIn(nb, str(chapter.path), data={"dlbook_key": key, "execution_seconds": chapter.seconds}),
+                check_validity=False, overwrite=True)
+            log(f"executed {chapter.path.name} in {chapter.seconds:.1f} s")
+    return runs
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Sphinx glue
+
+
+def default_cache_dir(root: Path) -> Path:
+    """One execution cache for every build of the book (the site, the tests' builds): ``$DLBOOK_CACHE`` or
+    ``_build/.jupyter_cache`` at the book's root."""
+    return Path(os.environ.get("DLBOOK_CACHE") or root / "_build" / ".jupyter_cache").resolve()
+
+
+def book_notebooks(app) -> list[Path]:
+    """The notebooks this build will read (the table of contents' pages, after the config's exclusions)."""
+    docnames = app.project.discover(app.config.exclude_patterns, app.config.include_patterns)
+    paths = (Path(app.project.doc2path(doc, absolute=True)) for doc in docnames)
+    return sorted(p for p in paths if p.suffix == ".ipynb")
+
+
+def _package_and_data() -> tuple[Path, Path]:
+    import dlbook
+    from dlbook.data import data_root
+
+    return Path(dlbook.__file__).parent, data_root()
+
+
+def _set_cache_path(app, config) -> None:
+    config.nb_execution_cache_path = str(default_cache_dir(Path(app.srcdir)))
+
+
+def _execute_stale(app) -> None:
+    app.dlbook_keys = {}
+    if app.config.nb_execution_mode != "cache" or app.builder.name == "gettext":
+        return
+    from sphinx.errors import ExtensionError
+    from sphinx.util import logging
+
+    logger = logging.getLogger(__name__)
+    package_dir, data_dir = _package_and_data()
+    srcdir = Path(app.srcdir)
+    runs = execute_chapters(book_notebooks(app), Path(app.config.nb_execution_cache_path), package_dir=package_dir,
+                            requirements=srcdir / "requirements.txt", data_dir=data_dir,
+                            widgets=os.environ.get("DLBOOK_WIDGETS", "live"),
+                            timeout=app.config.nb_execution_timeout, log=logger.info)
+    failed = [r for r in runs.values() if r.status == "failed"]
+    if failed:
+        raise ExtensionError("chapters failed to execute:\n" + "\n\n".join(
+            f"{r.path.relative_to(srcdir)}: {r.error[-3000:]}" for r in failed))
+    cache = get_cache(app.config.nb_execution_cache_path)
+    for record in cache.list_cache_records():
+        path = Path(record.uri)
+        if path.is_relative_to(srcdir):
+            app.dlbook_keys[str(path.relative_to(srcdir).with_suffix(""))] = (record.data or {}).get("dlbook_key")
+
+
+def _outdated(app, env, added, changed, removed) -> list[str]:
+    """Pages whose outputs changed although their notebook did not (a dlbook module they import was edited)."""
+    stored = getattr(env, "dlbook_keys", {})
+    stale = [doc for doc, key in app.dlbook_keys.items()
+             if doc in env.found_docs and stored.get(doc) != key and doc not in added and doc not in changed]
+    env.dlbook_keys = dict(app.dlbook_keys)
+    return stale
+
+
+def setup(app):
+    app.connect("config-inited", _set_cache_path)
+    app.connect("builder-inited", _execute_stale)
+    app.connect("env-get-outdated", _outdated)
+    return {"parallel_read_safe": True, "parallel_write_safe": True, "env_version": 1}
