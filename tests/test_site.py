@@ -85,3 +85,56 @@ def test_arithmetic_explorer_is_on_the_page(page, site_url, path):
     size = page.locator(".dlbook-app .dlbook-explorer-size").first
     size.wait_for()
     assert size.get_attribute("data-size") not in (None, "", "error")
+
+
+def _on_screen(locator) -> bool:
+    """Visible and inside the viewport (a hidden sidebar slides off to the left, where Playwright still sees it)."""
+    return locator.is_visible() and locator.evaluate(
+        "el => { const r = el.getBoundingClientRect(); return r.right > 0 && r.left < innerWidth; }")
+
+
+def _visible_button(page, selector):
+    buttons = [b for b in page.locator(selector).all() if b.is_visible()]
+    assert buttons, f"no visible {selector} button"
+    return buttons[0]
+
+
+def test_table_of_contents_opens_by_tapping_on_a_phone(browser, site_url):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+    page = context.new_page()
+    page.goto(f"{site_url}/book/convnets/stride.html", wait_until="load")
+    chapter_link = page.locator("#pst-primary-sidebar-modal a[href*='pooling.html']")
+    assert not chapter_link.is_visible()
+    _visible_button(page, ".primary-toggle").tap()
+    chapter_link.wait_for(state="visible", timeout=3000)
+    assert page.evaluate("() => document.getElementById('pst-primary-sidebar-modal').open")
+    chapter_link.tap()
+    page.wait_for_url("**/pooling.html")
+    # the page contents (secondary sidebar) open the same way
+    _visible_button(page, ".secondary-toggle").tap()
+    page.locator("#pst-secondary-sidebar-modal nav a").first.wait_for(state="visible", timeout=3000)
+    context.close()
+
+
+def test_table_of_contents_hides_and_shows_by_clicking_on_a_desktop(page, site_url):
+    page.goto(f"{site_url}/book/convnets/stride.html", wait_until="load")
+    chapter_link = page.locator("#pst-primary-sidebar a[href*='pooling.html']")
+    assert _on_screen(chapter_link)
+    button = _visible_button(page, ".primary-toggle")
+    button.click()
+    page.wait_for_function("() => !document.querySelector('#pst-primary-sidebar').checkVisibility()"
+                           " || document.querySelector('#pst-primary-sidebar').getBoundingClientRect().right <= 0",
+                           timeout=3000)
+    assert not _on_screen(chapter_link)
+    button.click()
+    page.wait_for_function("() => document.querySelector('#pst-primary-sidebar').getBoundingClientRect().left >= 0",
+                           timeout=3000)
+    page.wait_for_timeout(400)  # the slide-in transition
+    assert _on_screen(chapter_link)
+
+
+def test_no_page_carries_a_launch_configuration_for_another_repository(site_dir):
+    # the book sets no repository URL, so there is nothing to launch: no Binder/thebe configuration at all
+    leftovers = [str(p.relative_to(site_dir)) for p in site_dir.rglob("*.html")
+                 if "text/x-thebe-config" in (text := p.read_text(encoding="utf-8")) or "binder-examples" in text]
+    assert not leftovers, f"pages with a thebe/Binder launch configuration: {leftovers[:5]}"
