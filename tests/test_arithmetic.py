@@ -18,6 +18,7 @@ from dlbook.arithmetic import (
     read_counts,
     receptive_field,
     same_padding,
+    size_keeping_padding,
     tf_same_padding,
     unread_positions,
 )
@@ -288,6 +289,28 @@ def test_tf_same_padding_known_values():
     assert tf_same_padding(8, 1, 2) == (0, 0)
 
 
+@pytest.mark.parametrize("s", range(1, 5))
+@pytest.mark.parametrize("d", [1, 2])
+def test_size_keeping_padding_is_the_least_that_keeps_the_size(s, d):
+    """Against PyTorch's shapes: p keeps i cells, p - 1 does not; at s = 1 an odd total padding is refused."""
+    for i, k in itertools.product(range(1, 14), range(1, 6)):
+        if s == 1 and d * (k - 1) % 2:
+            with pytest.raises(ValueError, match=f"^k={k} with d={d}"):
+                size_keeping_padding(i, k, s, d)
+            continue
+        p = size_keeping_padding(i, k, s, d)
+        assert torch_conv(i, k, s, p, d) == i, (i, k, s, d, p)
+        if p > 0:
+            assert torch_conv(i, k, s, p - 1, d) in (RAISED, *range(i)), (i, k, s, d, p)
+        if s == 1:
+            assert (p, p) == same_padding(k, 1, d)  # independent of i
+
+
+def test_size_keeping_padding_grows_with_the_input_at_a_stride():
+    assert [size_keeping_padding(i, 3, s=2) for i in (8, 16, 32)] == [5, 9, 17]  # about (s - 1) i / 2
+    assert {size_keeping_padding(i, 3) for i in (8, 16, 32)} == {1}
+
+
 # ---------------------------------------------------------------------------------------------------- reads
 
 
@@ -391,6 +414,8 @@ def test_receptive_field_defaults():
     (same_padding, dict(k=0), ValueError, "^k must"),
     (same_padding, dict(k=3, d=0), ValueError, "^d must"),
     (tf_same_padding, dict(i=0, k=3), ValueError, "^i must"),
+    (size_keeping_padding, dict(i=8, k=2), ValueError, "^k=2 with d=1"),
+    (size_keeping_padding, dict(i=8, k=3, s=0), ValueError, "^s must"),
     (read_counts, dict(i=3, k=5), ValueError, "^k=5"),
     (receptive_field, dict(k=[]), ValueError, "^k must"),
     (receptive_field, dict(k=[3, 0]), ValueError, r"^k\[1\]"),

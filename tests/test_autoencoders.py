@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch.distributions import Bernoulli, Normal, kl_divergence
+from torch.distributions import Bernoulli, Categorical, Independent, MixtureSameFamily, Normal, kl_divergence
 
 from dlbook.autoencoders import (
     ACTIVATIONS,
@@ -24,6 +24,7 @@ from dlbook.autoencoders import (
     VAEConfig,
     VAEHistory,
     activate,
+    aggregate_log_density,
     bernoulli_nll,
     code_sparsity,
     contractive_penalty,
@@ -552,6 +553,32 @@ def test_importance_log_likelihood_rejects_bad_arguments():
         importance_log_likelihood(vae, torch.zeros(2, 5, dtype=F64), k=0)
     with pytest.raises(TypeError, match="model"):
         importance_log_likelihood(Autoencoder(5, 2), torch.zeros(2, 5, dtype=F64))
+
+
+@pytest.mark.parametrize("S,N,Z", [(1, 1, 1), (7, 5, 2), (4, 30, 3)])
+def test_aggregate_log_density_matches_a_torch_mixture(S, N, Z):
+    g = gen(S + N + Z)
+    mu, logvar = torch.randn(N, Z, generator=g, dtype=F64), torch.randn(N, Z, generator=g, dtype=F64)
+    z = 2 * torch.randn(S, Z, generator=g, dtype=F64)
+    mixture = MixtureSameFamily(Categorical(logits=torch.zeros(N, dtype=F64)),
+                                Independent(Normal(mu, torch.exp(0.5 * logvar)), 1))
+    torch.testing.assert_close(aggregate_log_density(z, mu, logvar), mixture.log_prob(z))
+
+
+def test_aggregate_log_density_of_prior_posteriors_is_the_prior():
+    z = torch.randn(6, 3, generator=gen(0), dtype=F64)
+    zeros = torch.zeros(4, 3, dtype=F64)  # four posteriors, each equal to N(0, I)
+    torch.testing.assert_close(aggregate_log_density(z, zeros, zeros), Normal(0.0, 1.0).log_prob(z).sum(1))
+
+
+def test_aggregate_log_density_rejects_bad_arguments():
+    mu = torch.zeros(4, 2, dtype=F64)
+    with pytest.raises(ValueError, match="z must be"):
+        aggregate_log_density(torch.zeros(3, 3, dtype=F64), mu, mu)
+    with pytest.raises(ValueError, match="same shape"):
+        aggregate_log_density(torch.zeros(3, 2, dtype=F64), mu, torch.zeros(4, 3, dtype=F64))
+    with pytest.raises(TypeError, match="z"):
+        aggregate_log_density(torch.zeros(3, 2, dtype=torch.long), mu, mu)
 
 
 # ------------------------------------------------------------------------------------------------ training

@@ -394,6 +394,40 @@ def test_layer_gradient_norms_vanish_and_explode():
     assert again["weights"].shape == (16,)
 
 
+def test_gradient_of_a_sum_of_independent_losses_is_each_pointwise_gradient():
+    """The chapter evaluates 1,681 neurons as one array and backpropagates their sum: each element's gradient must
+    be the gradient of its own scalar loss."""
+    rng = np.random.default_rng(5)
+    w_at, b_at = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    w, b = Tensor(w_at), Tensor(b_at)
+    ((ag.tanh(w * 1.5 + b) - 0.5) ** 2).sum().backward()
+    for i in np.ndindex(w_at.shape):
+        ws, bs = Tensor(w_at[i]), Tensor(b_at[i])
+        ((ag.tanh(ws * 1.5 + bs) - 0.5) ** 2).backward()
+        assert w.grad[i] == pytest.approx(ws.grad.item(), rel=1e-12)
+        assert b.grad[i] == pytest.approx(bs.grad.item(), rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_euler_identity_holds_only_for_homogeneous_functions(seed):
+    """Euler: Σ θ·∂f/∂θ = k·f for f positively homogeneous of degree k — here k = 2, a bias-free two-layer relu net.
+    A squared-error loss of it is not homogeneous, and there the sum is not the loss."""
+    rng = np.random.default_rng(seed)
+    x, W1_at, W2_at = rng.normal(size=(5, 4)), rng.normal(size=(4, 6)), rng.normal(size=(6, 1))
+    W1, W2 = Tensor(W1_at), Tensor(W2_at)
+    out = (ag.relu(Tensor(x) @ W1) @ W2).sum()
+    out.backward()
+    euler = (W1_at * W1.grad).sum() + (W2_at * W2.grad).sum()
+    assert euler == pytest.approx(2 * out.item(), rel=1e-10, abs=1e-12)
+    W1b, W2b = Tensor(W1_at), Tensor(W2_at)
+    loss = ((ag.relu(Tensor(x) @ W1b) @ W2b - 1.0) ** 2).mean()
+    loss.backward()
+    shares = (W1_at * W1b.grad).sum() + (W2_at * W2b.grad).sum()
+    f = (np.maximum(x @ W1_at, 0) @ W2_at)[:, 0]  # (5,)
+    assert shares == pytest.approx(4 * np.mean(f**2 - f), rel=1e-10)  # Euler applied to f inside the loss
+    assert shares != pytest.approx(loss.item(), rel=1e-3)  # which is not the loss
+
+
 # ---------------------------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize(
     "call, exc, match",

@@ -197,6 +197,20 @@ def test_algebra_of_true_convolution_and_cross_correlation():
     assert torch.allclose(xcorr(a, b, "full"), torch.flip(xcorr(b, a, "full"), dims=(0, 1)))
 
 
+@pytest.mark.parametrize("ka,kb", [((3, 3), (2, 4)), ((1, 5), (4, 1)), ((2, 2), (3, 3)), ((4, 3), (1, 1))])
+def test_stacked_correlations_are_one_correlation_with_the_convolved_kernel(ka, kb):
+    """(x ⋆ a) ⋆ b = x ⋆ (a * b) for any kernels: the law behind stacking linear convolution layers."""
+    g = torch.Generator().manual_seed(sum(ka) * 10 + sum(kb))
+    x = torch.randn(9, 10, generator=g, dtype=torch.float64)
+    a = torch.randn(ka, generator=g, dtype=torch.float64)
+    b = torch.randn(kb, generator=g, dtype=torch.float64)
+    two_layers = F.conv2d(F.conv2d(x[None, None], a[None, None]), b[None, None])[0, 0]
+    torch.testing.assert_close(cross_correlate2d(x, convolve2d(a, b, "full")), two_layers)
+    torch.testing.assert_close(cross_correlate2d(cross_correlate2d(x, b), a), two_layers)  # order is free
+    if a.numel() > 1 and b.numel() > 1:  # with a 1x1 kernel the flip changes nothing
+        assert not torch.allclose(cross_correlate2d(x, cross_correlate2d(a, b, "full")), two_layers)
+
+
 @pytest.mark.parametrize("shape,ks", [((5, 5), (3, 3)), ((4, 6), (2, 3)), ((3, 3), (3, 3))])
 def test_conv_matrix(shape, ks):
     g = torch.Generator().manual_seed(7)

@@ -36,12 +36,14 @@ from dlbook.data import (
     ImageData,
     TransformedImages,
     channel_stats,
+    check_published,
     cifar_rows_to_images,
     data_root,
     digits_as_mnist,
     load_cifar10,
     load_cifar100,
     load_mnist,
+    mean_of_image_stds,
     parse_idx_header,
     photo_patches,
     read_cifar_batch,
@@ -635,6 +637,72 @@ def test_mean_of_per_image_stds_never_exceeds_the_dataset_std(n, seed):
     _, pooled = channel_stats(images)
     per_image = (images.double() / 255).std(dim=(2, 3), unbiased=False).mean(dim=0)  # (3,)
     assert (per_image <= pooled + 1e-12).all()
+    torch.testing.assert_close(mean_of_image_stds(images, correction=0), per_image)
+
+
+def get_mean_and_std_loop(images: torch.Tensor) -> torch.Tensor:
+    """The per-image loop of kuangliu/pytorch-cifar's utils.get_mean_and_std (batch_size=1), written out."""
+    std = torch.zeros(images.shape[1], dtype=torch.float64)
+    for image in images.double() / 255:  # (C, H, W)
+        for c in range(images.shape[1]):
+            std[c] += image[c].std()  # torch's default: correction=1
+    return std / images.shape[0]
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float64])
+def test_mean_of_image_stds_is_the_per_image_loop(dtype):
+    images = torch.randint(0, 256, (9, 3, 6, 5), generator=torch.Generator().manual_seed(3), dtype=torch.uint8)
+    x = images if dtype == torch.uint8 else images.double() / 255
+    torch.testing.assert_close(mean_of_image_stds(x), get_mean_and_std_loop(images))
+
+
+def test_mean_of_image_stds_equals_the_dataset_std_only_when_images_agree():
+    one = torch.randint(0, 256, (1, 3, 6, 6), generator=torch.Generator().manual_seed(4), dtype=torch.uint8)
+    same = one.repeat(5, 1, 1, 1)  # every image has the same mean and std: no spread between images
+    torch.testing.assert_close(mean_of_image_stds(same, correction=0), channel_stats(same)[1])
+    shifted = torch.cat([same[:2], same[2:] // 2])  # different means: the per-image figure is strictly smaller
+    assert (mean_of_image_stds(shifted, correction=0) < channel_stats(shifted)[1]).all()
+
+
+@pytest.mark.parametrize("images, kwargs, error, match", [
+    (torch.zeros(1, 2, 2), {}, ValueError, "images"),
+    (torch.zeros(0, 3, 2, 2), {}, ValueError, "images must not be empty"),
+    (torch.zeros(1, 1, 2, 2, dtype=torch.int64), {}, TypeError, "images must be uint8"),
+    (torch.zeros(1, 1, 2, 2), {"correction": 2}, ValueError, "correction"),
+])
+def test_mean_of_image_stds_rejects_bad_arguments(images, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        mean_of_image_stds(images, **kwargs)
+
+
+def test_check_published_on_a_stand_in_runs_nothing_and_says_so(capsys):
+    ds = digits_as_mnist(train=False)
+    ran = []
+    check_published(ds, {"60,000 images": lambda d: ran.append(d) or False})
+    assert ran == []  # a stand-in cannot confirm or refute a fact about the real data
+    out = capsys.readouterr().out
+    assert "Not checked" in out and "stand-in" in out and "60,000 images" in out
+
+
+def test_check_published_on_real_data_checks_every_fact(capsys):
+    real = ImageData("MNIST", torch.zeros(3, 1, 2, 2, dtype=torch.uint8), torch.tensor([0, 1, 1]),
+                     ("0", "1"), "real files", False)
+    check_published(real, {"3 images": lambda d: len(d) == 3, "2 ones": lambda d: int(d.labels.sum()) == 2})
+    out = capsys.readouterr().out
+    assert "✓ 3 images" in out and "✓ 2 ones" in out
+    with pytest.raises(AssertionError, match="4 images"):
+        check_published(real, {"3 images": lambda d: len(d) == 3, "4 images": lambda d: len(d) == 4})
+
+
+@pytest.mark.parametrize("ds, facts", [
+    ("not data", {"x": lambda d: True}),
+    (None, {}),
+    (None, {"x": True}),
+])
+def test_check_published_rejects_bad_arguments(ds, facts):
+    ds = digits_as_mnist(train=False) if ds is None else ds
+    with pytest.raises(TypeError):
+        check_published(ds, facts)
 
 
 def test_channel_stats_of_a_constant_image():

@@ -237,6 +237,19 @@ def test_lp_pool_is_sum_at_p1_norm_at_p2_max_at_large_p():
     assert lp_pool2d(x_neg, math.inf, 2).item() == 4.0  # but p=inf is max |x|
 
 
+@pytest.mark.parametrize("norm_type", [0.5, 1, 2, 3, math.inf])
+def test_lp_pool_scales_with_its_input_unlike_a_normalisation(norm_type):
+    x = torch.rand(2, 3, 6, 6, generator=torch.Generator().manual_seed(4), dtype=torch.float64) + 0.1
+    y = lp_pool2d(x, norm_type, 2)
+    for c in (0.5, 3.0):
+        torch.testing.assert_close(lp_pool2d(c * x, norm_type, 2), c * y, **TOL)  # homogeneous of degree 1
+        torch.testing.assert_close(F.lp_pool2d(c * x, norm_type, 2), c * y, **TOL)
+        assert not torch.allclose(lp_pool2d(c * x, norm_type, 2), y)  # a normalisation would not change
+    # Dividing each window by its pooled value is the normalisation: then every window pools to 1.
+    per_window = y.repeat_interleave(2, -2).repeat_interleave(2, -1)  # (2, 3, 6, 6)
+    torch.testing.assert_close(lp_pool2d(x / per_window, norm_type, 2), torch.ones_like(y), **TOL)
+
+
 def test_lp_pool_zero_window_has_zero_gradient_like_torch():
     x = torch.zeros(1, 1, 4, 4, dtype=torch.float64)
     x[0, 0, 2:, 2:] = 1.0

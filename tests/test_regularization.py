@@ -24,6 +24,7 @@ from dlbook.regularization import (
     apply_dropout_mask,
     clip_grad_norm,
     clip_gradients,
+    double_backprop_penalty,
     dropout,
     dropout_mask,
     early_stopping,
@@ -477,6 +478,39 @@ def test_clipping_bounds_steps_but_not_the_solution():
     torch.testing.assert_close(w, torch.linalg.lstsq(X, y).solution, rtol=0, atol=1e-8)
 
 
+def test_clipping_each_mini_batch_moves_the_balance_point():
+    """At the least-squares minimum the mini-batch gradients average to 0; clipped one by one they do not, and clipped
+    mini-batch SGD settles near the zero of the mean clipped gradient instead of at the minimum."""
+    g = _gen(40)
+    X = torch.randn(40, 3, generator=g, dtype=D64)
+    y = X @ torch.tensor([1.0, -2.0, 0.5], dtype=D64) + torch.randn(40, generator=g, dtype=D64)
+    w_star = torch.linalg.lstsq(X, y).solution
+    batches = [(X[i:i + 4], y[i:i + 4]) for i in range(0, 40, 4)]
+
+    def batch_grads(w):
+        return [Xb.T @ (Xb @ w - yb) / 4 for Xb, yb in batches]
+
+    at_min = batch_grads(w_star)
+    c = float(torch.stack([gb.norm() for gb in at_min]).median())
+
+    def mean_clipped(w):
+        return torch.stack([clip_gradients([gb], c)[0][0] for gb in batch_grads(w)]).mean(0)
+
+    assert float(torch.stack(at_min).mean(0).norm()) < 1e-12
+    assert float(mean_clipped(w_star).norm()) > 1e-3
+    w_c = w_star.clone()
+    for _ in range(400):
+        w_c = w_c - 0.5 * mean_clipped(w_c)
+    assert float(mean_clipped(w_c).norm()) < 1e-10
+    assert float((w_c - w_star).norm()) > 1e-2
+    w = w_star.clone()
+    for _ in range(200):  # clipped mini-batch SGD, cyclic, small steps
+        for Xb, yb in batches:
+            (gb,), _ = clip_gradients([Xb.T @ (Xb @ w - yb) / 4], c)
+            w = w - 0.01 * gb
+    assert float((w - w_c).norm()) < float((w - w_star).norm()) / 3
+
+
 def test_clipping_rejects_bad_arguments():
     p = torch.nn.Parameter(torch.zeros(2, dtype=D64))
     p.grad = torch.ones(2, dtype=D64)
@@ -519,12 +553,12 @@ def test_input_gradient_penalty_matches_torch_func(shape, center):
     x = torch.randn(*shape, generator=_gen(15), dtype=D64)
     params = dict(model.named_parameters())
 
-    def one_example(p, xi):  # sum of the outputs of a single example
-        return torch.func.functional_call(model, p, (xi.unsqueeze(0),)).sum()
+    def one_example(p, xi):  # the K outputs of a single example
+        return torch.func.functional_call(model, p, (xi.unsqueeze(0),))[0]
 
-    def reference(p):
-        grads = torch.func.vmap(torch.func.grad(one_example, argnums=1), in_dims=(None, 0))(p, x)  # (B, ...)
-        norms = grads.reshape(shape[0], -1).norm(dim=1)
+    def reference(p):  # each example's full Jacobian (K, ...), its Frobenius norm
+        jac = torch.func.vmap(torch.func.jacrev(one_example, argnums=1), in_dims=(None, 0))(p, x)
+        norms = jac.reshape(shape[0], -1).norm(dim=1)
         return (norms**2).mean() if center is None else ((norms - center) ** 2).mean()
 
     ours, ref = input_gradient_penalty(model, x, center=center), reference(params)
@@ -534,6 +568,39 @@ def test_input_gradient_penalty_matches_torch_func(shape, center):
     g_ref = torch.autograd.grad(ref, list(params.values()), allow_unused=True, materialize_grads=True)
     for a, b in zip(g_ours, g_ref, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_input_gradient_penalty_sees_outputs_that_cancel_in_a_sum():
+    """The gradient of the summed outputs misses outputs that move in opposite directions; the Jacobian does not.
+
+    For softmax probabilities Σₖ pₖ = 1, so ∇ₓ Σₖ pₖ = 0 for every input: a penalty built on that sum would be
+    identically zero. For outputs (f, −f) the sum is 0 too, while ||J||²_F = 2·||∇ₓ f||².
+    """
+    torch.manual_seed(30)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).double()
+    x = torch.randn(6, 4, generator=_gen(31), dtype=D64)
+
+    def probabilities(t):
+        return net(t).softmax(dim=1)  # (B, 3), rows sum to 1
+
+    xl = x.clone().requires_grad_(True)
+    (summed,) = torch.autograd.grad(probabilities(xl).sum(), xl)
+    assert float(summed.abs().max()) < 1e-14  # the shortcut sees nothing
+    pen = input_gradient_penalty(probabilities, x)
+    jac = torch.autograd.functional.jacobian(probabilities, x)  # (B, 3, B, 4)
+    own = torch.stack([jac[i, :, i] for i in range(6)])  # (B, 3, 4): each example's own Jacobian
+    torch.testing.assert_close(pen, own.pow(2).sum((1, 2)).mean(), rtol=1e-12, atol=0)
+    assert float(pen.detach()) > 1e-4
+
+    def scalar(t):
+        return torch.tanh(t @ torch.arange(1.0, 5.0, dtype=D64))  # (B,)
+
+    def opposite(t):
+        return torch.stack([scalar(t), -scalar(t)], dim=1)  # (B, 2); the outputs sum to 0
+
+    torch.testing.assert_close(input_gradient_penalty(opposite, x), 2 * input_gradient_penalty(scalar, x),
+                               rtol=1e-13, atol=0)
+    assert float(input_gradient_penalty(scalar, x).detach()) > 1e-3
 
 
 def test_input_gradient_penalty_of_scalar_inputs():
@@ -554,6 +621,71 @@ def test_input_gradient_penalty_gradcheck_in_parameters_and_input():
 
     assert torch.autograd.gradcheck(lambda x, a, b: penalty(x, a, b, None), (x, w1, w2))
     assert torch.autograd.gradcheck(lambda x, a, b: penalty(x, a, b, 1.0), (x, w1, w2))
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
+def test_double_backprop_penalty_matches_torch_func(loss):
+    """mean_i ||∇ₓ ℓ(f(xᵢ), yᵢ)||², each example's loss gradient computed on its own by torch.func."""
+    torch.manual_seed(32)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 4)).double()
+    x = torch.randn(7, 3, generator=_gen(33), dtype=D64)
+    if loss == "cross_entropy":
+        loss_fn, y = F.cross_entropy, torch.randint(0, 4, (7,), generator=_gen(34))
+    else:
+        loss_fn, y = F.mse_loss, torch.randn(7, 4, generator=_gen(34), dtype=D64)
+    params = dict(model.named_parameters())
+
+    def example_loss(p, xi, yi):
+        return loss_fn(torch.func.functional_call(model, p, (xi[None],)), yi[None])
+
+    def reference(p):
+        grads = torch.func.vmap(torch.func.grad(example_loss, argnums=1), in_dims=(None, 0, 0))(p, x, y)
+        return grads.pow(2).sum(dim=1).mean()
+
+    ours, ref = double_backprop_penalty(model, x, y, loss_fn), reference(params)
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=0)
+    names = ["0.weight", "0.bias", "2.weight"]  # the last bias changes the loss gradient only through the error
+    g_ours = torch.autograd.grad(ours, [params[n] for n in names])
+    g_ref = torch.autograd.grad(ref, [params[n] for n in names])
+    for a, b in zip(g_ours, g_ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    # it is not the Jacobian penalty: the loss weights the Jacobian by the error
+    assert not math.isclose(float(ours.detach()), float(input_gradient_penalty(model, x).detach()), rel_tol=1e-3)
+
+
+def test_double_backprop_penalty_of_a_linear_model_is_weighted_by_the_error():
+    """f = w·x + b with ℓ = (f − y)²: ∇ₓℓ = 2 (f − y) w, so the penalty is mean 4 (f − y)² ||w||² — zero where the
+    model fits exactly."""
+    layer = torch.nn.Linear(5, 1).double()
+    x = torch.randn(9, 5, generator=_gen(35), dtype=D64)
+    y = torch.randn(9, 1, generator=_gen(36), dtype=D64)
+    w = layer.weight.detach()[0]
+    residual = (layer(x) - y).detach()[:, 0]
+    pen = double_backprop_penalty(layer, x, y, F.mse_loss)
+    assert math.isclose(float(pen.detach()), float((4 * residual**2).mean() * (w @ w)), rel_tol=1e-12)
+    fitted = layer(x).detach()  # targets the model already meets
+    assert float(double_backprop_penalty(layer, x, fitted, F.mse_loss).detach()) < 1e-25
+
+
+def test_double_backprop_penalty_gradcheck_and_bad_arguments():
+    g = _gen(37)
+    w1 = torch.randn(3, 4, generator=g, dtype=D64, requires_grad=True)
+    w2 = torch.randn(4, 2, generator=g, dtype=D64, requires_grad=True)
+    x = torch.randn(5, 3, generator=g, dtype=D64, requires_grad=True)
+    y = torch.tensor([0, 1, 1, 0, 1])
+    assert torch.autograd.gradcheck(
+        lambda x, a, b: double_backprop_penalty(lambda z: torch.tanh(z @ a) @ b, x, y), (x, w1, w2))
+    layer = torch.nn.Linear(3, 2).double()
+    xs = torch.ones(4, 3, dtype=D64)
+    with pytest.raises(TypeError, match="loss_fn"):
+        double_backprop_penalty(layer, xs, torch.zeros(4, dtype=torch.long), "cross_entropy")
+    with pytest.raises(ValueError, match="target"):
+        double_backprop_penalty(layer, xs, torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="loss_fn"):
+        double_backprop_penalty(layer, xs, torch.zeros(4, dtype=torch.long),
+                                lambda out, t: F.cross_entropy(out, t, reduction="none"))
+    with pytest.raises(TypeError, match="x"):
+        double_backprop_penalty(layer, [[1.0, 2.0, 3.0]], torch.zeros(1, dtype=torch.long))
 
 
 def test_input_gradient_penalty_rejects_bad_arguments():
@@ -744,6 +876,23 @@ def test_ridge_regression_matches_sklearn_and_zeroes_the_gradient(strength):
     objective = ((X @ wr - y) ** 2).sum() / (2 * 30) + l2_penalty([wr], strength)
     (grad,) = torch.autograd.grad(objective, wr)
     assert float(grad.abs().max()) < 1e-10  # the closed form is the minimiser of loss + l2_penalty
+
+
+@pytest.mark.parametrize("strength", [0.1, 1.0, 10.0])
+def test_l2_penalty_shrinks_the_optimum_by_d_over_d_plus_lambda(strength):
+    """Gradient descent on loss + l2_penalty from a point that is not an optimum ends where each eigen-coordinate of
+    the unpenalised optimum w0 is multiplied by d/(d + λ) (d: eigenvalues of XᵀX/N)."""
+    g = _gen(41)
+    X = torch.randn(30, 5, generator=g, dtype=D64)
+    y = torch.randn(30, generator=g, dtype=D64)
+    w0 = torch.linalg.lstsq(X, y).solution
+    d, Q = torch.linalg.eigh(X.T @ X / 30)
+    w = 0.5 * w0
+    lr = 1.0 / (float(d.max()) + strength)
+    for _ in range(3000):
+        (w,) = sgd_step_with_l2([w], [X.T @ (X @ w - y) / 30], lr, strength)
+    torch.testing.assert_close(Q.T @ w, d / (d + strength) * (Q.T @ w0), rtol=0, atol=1e-10)
+    assert float(w.norm()) < float(w0.norm())
 
 
 def test_ridge_shrinks_as_strength_grows_and_checks_arguments():

@@ -1,10 +1,13 @@
 """dlbook.resampling against torch.nn.functional (float64, values and gradients), and the identities of the chapter:
-space-to-depth is invertible and is a strided convolution; a transposed convolution is the gradient of a convolution.
+space-to-depth is invertible and is a strided convolution (Darknet's reorg is another permutation); binomial
+blur-then-subsample attenuates an alias by |cos(pi f)|^(n-1); a transposed convolution is the gradient of a convolution
+and makes a flat input flat exactly when its kernel's stride-phase sums are equal.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -17,13 +20,17 @@ from dlbook.conv import conv2d
 from dlbook.pooling import max_pool2d
 from dlbook.resampling import (
     bilinear_source,
+    binomial_kernel,
+    blur_downsample,
     conv_transpose2d,
     conv_transpose2d_loops,
+    darknet_reorg,
     insert_zeros,
     max_unpool2d,
     pixel_shuffle,
     pixel_unshuffle,
     space_to_depth_weight,
+    stride_phase_sums,
     transposed_kernel,
     upsample_bilinear,
     upsample_nearest,
@@ -78,6 +85,108 @@ def test_space_to_depth_is_a_strided_one_hot_convolution(C, r):
     assert w.shape == (C * r * r, 1, r, r)
     assert torch.equal(conv2d(x, w, stride=r, groups=C), pixel_unshuffle(x, r))
     assert torch.equal(F.conv2d(x, w, stride=r, groups=C), F.pixel_unshuffle(x, r))
+
+
+def _darknet_reorg_loops(x: torch.Tensor, stride: int) -> torch.Tensor:
+    """Darknet's reorg_cpu(x, w, h, c, batch, stride, forward=0, out), transcribed line by line (src/blas.c), as
+    forward_reorg_layer calls it with the layer's input sizes; the output buffer is then read as (C s^2, H/s, W/s)."""
+    B, C, H, W = x.shape
+    flat = x.reshape(-1)
+    out = torch.empty_like(flat)
+    out_c = C // (stride * stride)
+    for b in range(B):
+        for k in range(C):
+            for j in range(H):
+                for i in range(W):
+                    in_index = i + W * (j + H * (k + C * b))
+                    c2 = k % out_c
+                    offset = k // out_c
+                    w2 = i * stride + offset % stride
+                    h2 = j * stride + offset // stride
+                    out_index = w2 + W * stride * (h2 + H * stride * (c2 + out_c * b))
+                    out[in_index] = flat[out_index]
+    return out.reshape(B, C * stride * stride, H // stride, W // stride)
+
+
+@pytest.mark.parametrize("shape,s", [((2, 8, 4, 6), 2), ((1, 4, 2, 2), 2), ((1, 18, 6, 3), 3), ((2, 32, 4, 8), 4)])
+def test_darknet_reorg_matches_the_c_loop(shape, s):
+    x = randn64(*shape, requires_grad=False)
+    assert torch.equal(darknet_reorg(x, s), _darknet_reorg_loops(x, s))
+
+
+@pytest.mark.parametrize("shape,s", [((2, 8, 4, 6), 2), ((1, 18, 6, 3), 3), ((1, 64, 26, 26), 2)])
+def test_darknet_reorg_is_a_permutation_but_not_pixel_unshuffle(shape, s):
+    positions = torch.arange(math.prod(shape), dtype=torch.float64).reshape(shape)
+    y = darknet_reorg(positions, s)
+    assert y.shape == F.pixel_unshuffle(positions, s).shape
+    assert torch.equal(y.flatten().sort().values, positions.flatten())  # every position exactly once
+    assert not torch.equal(y, F.pixel_unshuffle(positions, s))
+    x = randn64(*shape)
+    grad = torch.autograd.grad(darknet_reorg(x, s), x, y)[0]  # the gradient routes each value back: the inverse
+    assert torch.equal(darknet_reorg(grad, s), y)
+
+
+def test_darknet_reorg_with_one_channel_group_is_a_reordered_space_to_depth():
+    # with C = s^2 the re-read buffer has one channel, so offset-major is pixel_unshuffle's order: Darknet's reorg is
+    # then pixel_unshuffle of the re-read buffer, its (C, H, W) result declared (C s^2, H/s, W/s)
+    x = randn64(2, 4, 6, 8, requires_grad=False)
+    expected = F.pixel_unshuffle(x.reshape(2, 1, 12, 16), 2).reshape(2, 16, 3, 4)
+    assert torch.equal(darknet_reorg(x, 2), expected)
+
+
+# --- anti-aliasing: binomial blur, then subsample ----------------------------------------------------------------
+
+def test_binomial_kernel_values():
+    assert binomial_kernel(1).tolist() == [[1.0]]
+    assert torch.equal(binomial_kernel(2), torch.full((2, 2), 0.25, dtype=torch.float64))
+    assert torch.equal(binomial_kernel(3)[1], torch.tensor([1.0, 2.0, 1.0], dtype=torch.float64) / 8)
+    assert torch.equal(binomial_kernel(5)[2] / binomial_kernel(5)[2, 0], torch.tensor([1.0, 4, 6, 4, 1]).double())
+    for n in range(1, 9):
+        assert binomial_kernel(n).sum().item() == pytest.approx(1.0, abs=1e-15)
+    assert binomial_kernel(3, dtype=torch.float32).dtype == torch.float32
+
+
+@pytest.mark.parametrize("taps", [1, 2, 3, 4, 5, 7])
+def test_binomial_gain_is_a_power_of_cos(taps):
+    row = binomial_kernel(taps)[0] / binomial_kernel(taps)[0].sum()  # (n,) the 1-D filter
+    for f in (0.0, 0.1, 0.3, 0.45, 0.5):
+        n = torch.arange(taps, dtype=torch.float64)
+        gain = torch.abs(torch.sum(row * torch.exp(-2j * math.pi * f * n))).item()
+        assert gain == pytest.approx(abs(math.cos(math.pi * f)) ** (taps - 1), abs=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "circular", "replicate", "constant"])
+@pytest.mark.parametrize("taps,stride", [(1, 2), (2, 2), (3, 2), (4, 2), (5, 2), (3, 3), (5, (2, 3))])
+def test_blur_downsample_matches_torch(taps, stride, mode):
+    x = randn64(2, 3, 12, 11)
+    before, after = (taps - 1) // 2, taps // 2
+    s = (stride, stride) if isinstance(stride, int) else stride
+    ref = F.conv2d(F.pad(x, (before, after, before, after), mode=mode), binomial_kernel(taps).expand(3, 1, taps, taps),
+                   stride=s, groups=3)
+    ours = blur_downsample(x, taps, stride, padding_mode=mode)
+    _assert_same(ours, ref, (x,))
+    assert ours.shape[-2:] == x[..., :: s[0], :: s[1]].shape[-2:]
+
+
+def test_blur_downsample_special_cases():
+    x = randn64(2, 3, 8, 10, requires_grad=False)
+    assert torch.equal(blur_downsample(x, 1), x[..., ::2, ::2])  # one tap: plain sub-sampling
+    torch.testing.assert_close(blur_downsample(x, 2), F.avg_pool2d(x, 2), **TOL)  # the box: average pooling
+    with pytest.raises(ValueError, match="padding_mode|mode"):
+        blur_downsample(x, 3, padding_mode="mirror")
+
+
+@pytest.mark.parametrize("taps", [1, 2, 3, 5])
+@pytest.mark.parametrize("f,r", [(0.45, 2), (0.4, 2), (0.3, 3)])
+def test_blur_downsample_attenuates_the_alias_by_cos_power(taps, f, r):
+    N = 240  # f N whole: the stripes are periodic, and circular padding makes the blur an exact filter
+    x = (0.5 + 0.5 * torch.cos(2 * math.pi * f * torch.arange(N, dtype=torch.float64))).expand(1, 1, 6, N)
+    y = blur_downsample(x, taps, (1, r), padding_mode="circular")[0, 0, 0]  # (N / r,)
+    alias = abs(r * f - round(r * f))
+    spectrum = torch.fft.rfft(y).abs() / (len(y) / 2)
+    assert int(spectrum[1:].argmax()) + 1 == round(alias * len(y))  # the stripes now look like the folded frequency
+    assert spectrum[round(alias * len(y))].item() == pytest.approx(0.5 * abs(math.cos(math.pi * f)) ** (taps - 1),
+                                                                   abs=1e-10)
 
 
 # --- nearest and bilinear ----------------------------------------------------------------------------------------
@@ -285,12 +394,57 @@ def test_the_steps():
     assert torch.equal(wt[4, 1], w[3, 1].flip(0, 1))
 
 
-def test_checkerboard_when_the_kernel_is_not_a_multiple_of_the_stride():
+def test_constant_kernel_checkerboard_exactly_when_the_stride_does_not_divide_k():
     ones = torch.ones(1, 1, 6, 6, dtype=torch.float64)
     for k, s, even in [(3, 2, False), (4, 2, True), (5, 2, False), (6, 3, True), (2, 2, True)]:
         out = conv_transpose2d(ones, torch.ones(1, 1, k, k, dtype=torch.float64), stride=s)[0, 0]
         interior = out[k:-k, k:-k]  # away from the border
         assert bool(interior.min() == interior.max()) is even, (k, s)
+
+
+def _flat_interior(kernel: torch.Tensor, stride: tuple[int, int], n: int = 9) -> torch.Tensor:
+    kh, kw = kernel.shape
+    out = conv_transpose2d(torch.ones(1, 1, n, n, dtype=torch.float64), kernel[None, None], stride=stride)[0, 0]
+    return out[kh - 1 : (n - 1) * stride[0] + 1, kw - 1 : (n - 1) * stride[1] + 1]  # where every stamp lands
+
+
+@settings(max_examples=60, deadline=None)
+@given(kh=st.integers(1, 7), kw=st.integers(1, 7), sh=st.integers(1, 4), sw=st.integers(1, 4), seed=st.integers(0, 999))
+def test_a_flat_input_gives_the_tiled_stride_phase_sums(kh, kw, sh, sw, seed):
+    g = torch.Generator().manual_seed(seed)
+    kernel = torch.randint(-3, 4, (kh, kw), generator=g).double()  # integers: exact sums
+    inner = _flat_interior(kernel, (sh, sw))  # rows kh-1 .., columns kw-1 ..
+    P = stride_phase_sums(kernel, (sh, sw))
+    rows = torch.arange(kh - 1, kh - 1 + inner.shape[0]) % sh
+    cols = torch.arange(kw - 1, kw - 1 + inner.shape[1]) % sw
+    assert torch.equal(inner, P[rows[:, None], cols[None, :]])
+
+
+def test_flatness_is_equal_phase_sums_not_divisibility():
+    def sep(row):
+        r = torch.tensor(row, dtype=torch.float64)
+        return r[:, None] * r[None, :]
+
+    for k in range(1, 8):
+        for s in range(1, 5):
+            P = stride_phase_sums(torch.ones(k, k, dtype=torch.float64), s)
+            assert bool((P == P.flatten()[0]).all()) == (k % s == 0), (k, s)  # constant kernel: flat iff s | k
+    assert _flat_interior(sep([1, 2, 3, 4]), (2, 2)).unique().tolist() == [16.0, 24.0, 36.0]  # s | k, not flat
+    assert _flat_interior(sep([1, 3, 3, 1]), (2, 2)).unique().tolist() == [16.0]  # s | k, flat
+    assert _flat_interior(sep([1, 2, 1]), (2, 2)).unique().tolist() == [4.0]  # s does not divide k, flat
+
+
+def test_output_padding_adds_computed_rows_at_the_bottom_right():
+    x, w = randn64(1, 2, 4, 5, requires_grad=False), randn64(2, 3, 3, 3, seed=1, requires_grad=False)
+    for s, p in [(2, 1), (2, 0), (3, 0), (3, 1), (3, 2)]:
+        for q in range(1, s):
+            small = conv_transpose2d(x, w, stride=s, padding=p)
+            big = conv_transpose2d(x, w, stride=s, padding=p, output_padding=q)
+            assert big.shape[-2:] == (small.shape[-2] + q, small.shape[-1] + q)
+            assert torch.equal(big[..., : small.shape[-2], : small.shape[-1]], small)
+            # the extra rows are stamped rows that padding would have cut (q <= p), zeros beyond every stamp
+            extra = big[..., small.shape[-2] :, :].abs().sum(dim=(0, 1, 3))  # (q,)
+            assert (extra[: min(q, p)] > 0).all() and (extra[p:] == 0).all(), (s, p, q)
 
 
 def test_unbatched():
@@ -322,6 +476,16 @@ def _x(*shape):
     (lambda: pixel_shuffle(_x(1, 4, 4, 4), -2), ValueError, "upscale_factor"),
     (lambda: pixel_shuffle(_x(1, 4, 4, 4), "2"), TypeError, "upscale_factor"),
     (lambda: space_to_depth_weight(0, 2), ValueError, "channels"),
+    (lambda: darknet_reorg(_x(1, 2, 4, 4), 2), ValueError, "stride"),
+    (lambda: darknet_reorg(_x(1, 4, 5, 4), 2), ValueError, "stride"),
+    (lambda: darknet_reorg(_x(4, 4, 4), 2), ValueError, "input"),
+    (lambda: darknet_reorg(_x(1, 4, 4, 4), 2.0), TypeError, "stride"),
+    (lambda: binomial_kernel(0), ValueError, "taps"),
+    (lambda: blur_downsample(_x(1, 1, 4, 4), 0), ValueError, "taps"),
+    (lambda: blur_downsample(_x(1, 1, 4, 4), 3, stride=0), ValueError, "stride"),
+    (lambda: blur_downsample(_x(4, 4), 3), ValueError, "input"),
+    (lambda: stride_phase_sums(_x(1, 3, 3), 2), ValueError, "kernel"),
+    (lambda: stride_phase_sums(_x(3, 3), 0), ValueError, "stride"),
     (lambda: upsample_nearest(_x(1, 1, 4, 4), 1.5), TypeError, "scale_factor"),
     (lambda: upsample_nearest(_x(1, 1, 4, 4), 0), ValueError, "scale_factor"),
     (lambda: upsample_nearest(_x(1, 1, 4, 4), (2, 0)), ValueError, "scale_factor"),

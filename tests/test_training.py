@@ -94,6 +94,29 @@ def test_fit_reduces_the_loss_and_records_everything():
     assert history.val_accuracy[-1] > 0.9 > before["accuracy"]
 
 
+@pytest.mark.parametrize("batch_size", [1, 7, 16, 120])
+def test_equal_epochs_use_every_example_equally_often_whatever_the_batch_size(batch_size):
+    """An epoch is one pass: ceil(N/B) iterations that together use each of the N examples exactly once. So at equal
+    epochs a large batch sees the very same examples as a small one, only in fewer, averaged steps."""
+    x, _ = blobs()
+    index = torch.arange(len(x))  # the targets carry each example's index
+    seen: list[int] = []
+
+    def recording_loss(out, targets):
+        seen.extend(targets.tolist())
+        return out.pow(2).mean()
+
+    model = torch.nn.Linear(4, 3).double()
+    history = fit(model, loader(x, index, batch_size), recording_loss, TrainConfig(epochs=3, progress=False))
+    assert history.steps == 3 * math.ceil(len(x) / batch_size)
+    assert np.bincount(seen, minlength=len(x)).tolist() == [3] * len(x)
+    seen.clear()
+    dropping = DataLoader(TensorDataset(x, index), batch_size=batch_size, shuffle=True, drop_last=True,
+                          generator=torch.Generator().manual_seed(0))
+    fit(model, dropping, recording_loss, TrainConfig(epochs=1, progress=False))
+    assert len(seen) == len(x) - len(x) % batch_size == len(set(seen))  # drop_last: the remainder is left out
+
+
 def test_fit_is_deterministic():
     x, y = blobs()
     runs = []

@@ -25,8 +25,10 @@ from dlbook.transformer import (
     generate,
     get_batch,
     layer_norm,
+    lm_pairs,
     load_tiny_corpus,
     mask_tokens,
+    next_token_nll,
     sample_next,
     sinusoidal_positional_encoding,
     token_cross_entropy,
@@ -417,6 +419,52 @@ def test_generate_makes_one_model_call_per_new_token_and_crops_the_context():
     generate(model, torch.zeros(20, dtype=torch.long), 6, generator=torch.Generator().manual_seed(0))
     handle.remove()
     assert lengths == [12] * 6  # the prompt is longer than block_size=12: only the last 12 tokens are read
+
+
+def test_generate_reads_exactly_the_last_block_size_tokens():
+    """The next token depends on the last block_size tokens only: it is the model's choice on the explicitly cropped
+    context, a change before the window changes nothing, and a change at the window's first token changes the
+    scores."""
+    model = _gpt()
+    T = model.config.block_size
+    prompt = torch.randint(0, 7, (T + 5,), generator=torch.Generator().manual_seed(1))
+    nxt = generate(model, prompt, 1, temperature=0.0)[-1]
+    assert nxt == model(prompt[None, -T:])[0, -1].argmax()
+    outside, inside = prompt.clone(), prompt.clone()
+    outside[-T - 1] = (outside[-T - 1] + 1) % 7
+    inside[-T] = (inside[-T] + 1) % 7
+    seq = generate(model, prompt, 4, temperature=0.0)
+    assert torch.equal(generate(model, outside, 4, temperature=0.0)[-4:], seq[-4:])
+    assert not torch.allclose(model(inside[None, -T:])[0, -1], model(prompt[None, -T:])[0, -1])
+
+
+def test_next_token_nll_matches_one_call_per_token():
+    model = _gpt()
+    T = model.config.block_size
+    tokens = torch.randint(0, 7, (2 * T + 3,), generator=torch.Generator().manual_seed(2))
+    nll = next_token_nll(model, tokens)
+    assert nll.shape == (len(tokens) - 1,)
+    for t in range(1, len(tokens)):
+        context = tokens[max(0, t - T):t]
+        expected = -torch.log_softmax(model(context[None])[0, -1], dim=-1)[tokens[t]]
+        torch.testing.assert_close(nll[t - 1], expected, **TOL)
+    short = tokens[:5]
+    torch.testing.assert_close(next_token_nll(model, short), nll[:4], **TOL)
+    with pytest.raises(ValueError, match="tokens"):
+        next_token_nll(model, tokens[:1])
+    with pytest.raises(ValueError, match="causal"):
+        next_token_nll(TinyBERT(model.config), tokens)
+
+
+def test_lm_pairs_shift_by_one():
+    x, y = lm_pairs(torch.arange(6))
+    assert x.tolist() == [0, 1, 2, 3, 4] and y.tolist() == [1, 2, 3, 4, 5]
+    x, y = lm_pairs(torch.arange(8).reshape(2, 4))
+    assert torch.equal(y, x + 1)
+    with pytest.raises(ValueError, match="tokens"):
+        lm_pairs(torch.tensor([3]))
+    with pytest.raises(TypeError, match="tokens"):
+        lm_pairs([1, 2, 3])
 
 
 def test_generate_restores_training_mode_and_rejects_bad_input():

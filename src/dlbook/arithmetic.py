@@ -35,6 +35,7 @@ __all__ = [
     "conv_transpose_output_size",
     "same_padding",
     "tf_same_padding",
+    "size_keeping_padding",
     "read_counts",
     "unread_positions",
     "receptive_field",
@@ -165,8 +166,10 @@ def same_padding(k: int, s: int = 1, d: int = 1) -> tuple[int, int]:
     """The ``(before, after)`` padding of PyTorch's ``padding="same"``: ``d(k - 1)`` in total, the extra one after.
 
     With an even effective kernel the total is odd and the padding is asymmetric: the extra row or column goes to
-    the bottom/right, as ``torch.nn.Conv2d(padding="same")`` does. Only stride 1 keeps the size, so, like PyTorch,
-    ``s != 1`` raises ``ValueError`` (see :func:`tf_same_padding` for TensorFlow's strided ``"SAME"``).
+    the bottom/right, as ``torch.nn.Conv2d(padding="same")`` does (PyTorch 2.14.1). The padding is the same for
+    every input size only at stride 1, and PyTorch defines ``padding="same"`` for stride 1 only, so ``s != 1``
+    raises ``ValueError``; see :func:`size_keeping_padding` for what keeping the size costs at a stride, and
+    :func:`tf_same_padding` for TensorFlow's strided ``"SAME"``.
 
     >>> same_padding(3), same_padding(4), same_padding(3, d=2)
     ((1, 1), (1, 2), (2, 2))
@@ -175,7 +178,10 @@ def same_padding(k: int, s: int = 1, d: int = 1) -> tuple[int, int]:
     s = positive_int(s, "s")
     d = positive_int(d, "d")
     if s != 1:
-        raise ValueError(f"'same' padding keeps the size only at s=1, got s={s}: PyTorch refuses padding='same' there")
+        raise ValueError(
+            f"s={s}: PyTorch defines padding='same' for s=1 only (at a stride the size-keeping "
+            "padding depends on the input size: see size_keeping_padding)"
+        )
     total = d * (k - 1)
     return total // 2, total - total // 2
 
@@ -196,11 +202,41 @@ def tf_same_padding(i: int, k: int, s: int = 1, d: int = 1) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
+def size_keeping_padding(i: int, k: int, s: int = 1, d: int = 1) -> int:
+    """The least padding ``p`` per side that keeps the size: ``conv_output_size(i, k, s, p, d) == i``.
+
+    From ``floor((i + 2p - d(k - 1) - 1) / s) + 1 = i``:
+
+    .. math::
+
+        p = \\left\\lceil \\frac{(s - 1)\\,i - s + d(k - 1) + 1}{2} \\right\\rceil
+          \\approx \\frac{(s - 1)\\,i}{2}.
+
+    At ``s = 1`` this is ``d(k - 1) / 2``, the same for every ``i`` (``ValueError`` when ``d(k - 1)`` is odd: no
+    symmetric padding keeps the size then). At ``s > 1`` it grows with ``i``, and most windows read padding.
+
+    >>> size_keeping_padding(8, 3, s=2)
+    5
+    """
+    i = positive_int(i, "i")
+    k = positive_int(k, "k")
+    s = positive_int(s, "s")
+    d = positive_int(d, "d")
+    twice = (s - 1) * i - s + d * (k - 1) + 1  # 2p must be at least this much
+    if s == 1 and twice % 2:
+        raise ValueError(
+            f"k={k} with d={d}: the total padding d(k - 1) = {d * (k - 1)} is odd, so no symmetric "
+            "padding keeps the size at s=1 (use same_padding for the asymmetric one)"
+        )
+    return max(-(-twice // 2), 0)
+
+
 def read_counts(i: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> tuple[int, ...]:
     """How many windows of a convolution read each of the ``i`` input cells (padding cells not included).
 
     Output ``j`` reads the padded cells ``j s + u d`` for ``u = 0 .. k - 1``, i.e. input cell ``j s + u d - p``.
-    With ``p = 0`` a border cell is read once while a central one is read ``k`` times (at ``s = d = 1``).
+    With ``p = 0`` (and ``s = d = 1``) an end cell is read once, and a cell at least ``k - 1`` cells from both
+    ends ``k`` times.
     """
     o = conv_output_size(i, k, s, p, d)
     counts = [0] * i

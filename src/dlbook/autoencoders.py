@@ -25,7 +25,8 @@ An **autoencoder** is an encoder ``f`` and a decoder ``g`` trained so that ``g(f
     - \\mathrm{KL}\\big(q(z|x)\\,\\|\\,\\mathcal{N}(0, I)\\big)
 
   (:func:`vae_loss` is ``-ELBO`` with a weight β on the KL term; :func:`gaussian_kl` its closed form;
-  :func:`importance_log_likelihood` a tighter estimate of ``log p(x)``).
+  :func:`importance_log_likelihood` a tighter estimate of ``log p(x)``; :func:`aggregate_log_density` the density of
+  the codes of a whole training set, to compare with the prior).
 
 Shapes: inputs are (B, D) or images (B, C, H, W), which the models flatten to (B, D) with D = C·H·W; codes and latent
 variables are (B, Z).
@@ -62,6 +63,7 @@ __all__ = [
     "bernoulli_nll",
     "vae_loss",
     "importance_log_likelihood",
+    "aggregate_log_density",
     "AEConfig",
     "AEHistory",
     "train_autoencoder",
@@ -323,7 +325,11 @@ class VAE(torch.nn.Module):
         return self.decode(z), mu, logvar
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Decode ``n`` draws ``z ~ N(0, I)`` from the prior: (n, *in_features) pixel probabilities."""
+        """Decode ``n`` draws ``z ~ N(0, I)`` from the prior: (n, *in_features) pixel probabilities.
+
+        These are the decoder's means ``E[x|z]``, what pictures of VAE samples usually show; an image drawn from the
+        model itself is ``torch.bernoulli`` of them, each pixel independently.
+        """
         positive_int(n, "n")
         _check_generator(generator)
         w = self.dec_weights[0]
@@ -596,6 +602,28 @@ def importance_log_likelihood(
     zeros = torch.zeros_like(mu)  # (B, Z)
     log_w = log_px_z + _log_normal(z, zeros, zeros) - _log_normal(z, mu, logvar)  # (k, B)
     return torch.logsumexp(log_w, 0) - math.log(k)  # (B,)
+
+
+def aggregate_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """``log q(z)`` of the **aggregate posterior** (聚合后验) at each row of ``z``: the mixture of the N posteriors
+    ``q(z|x_n) = N(μ_n, diag σ_n²)`` with equal weights,
+
+    .. math::
+
+        q(z) = \\frac1N \\sum_{n=1}^N \\mathcal{N}\\big(z;\\, \\mu_n, \\operatorname{diag}\\sigma_n^2\\big),
+        \\qquad \\log q(z) = \\operatorname{logsumexp}_n \\log \\mathcal{N}(z; \\mu_n, \\sigma_n^2) - \\log N.
+
+    It is the distribution of the codes of the whole training set; the prior ``N(0, I)`` is what sampling assumes
+    it to be (Hoffman and Johnson's "ELBO surgery" measures the gap as ``KL(q(z) ‖ p(z))``).
+    Shapes: z (S, Z); mu, logvar (N, Z) -> (S,). Memory grows as S·N·Z.
+    """
+    _check_batch(z, "z", 2)
+    _check_gaussian(mu, logvar)
+    if mu.ndim != 2 or z.ndim != 2 or z.shape[1] != mu.shape[1] or mu.shape[0] == 0:
+        raise ValueError(f"z must be (S, Z) and mu, logvar (N, Z) with N >= 1 and the same Z, got "
+                         f"{tuple(z.shape)} and {tuple(mu.shape)}")
+    log_components = _log_normal(z[:, None, :], mu[None], logvar[None])  # (S, N)
+    return torch.logsumexp(log_components, 1) - math.log(mu.shape[0])  # (S,)
 
 
 # ------------------------------------------------------------------------------------------------- training

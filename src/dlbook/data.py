@@ -62,6 +62,8 @@ __all__ = [
     "digits_as_mnist",
     "photo_patches",
     "channel_stats",
+    "mean_of_image_stds",
+    "check_published",
     "parse_idx_header",
     "read_idx",
     "write_idx",
@@ -103,15 +105,17 @@ CIFAR100_SUPERCLASSES: dict[str, tuple[str, ...]] = {
 }
 CIFAR100_CLASSES: tuple[str, ...] = tuple(sorted(c for fine in CIFAR100_SUPERCLASSES.values() for c in fine))
 
-# Normalisation constants as they are commonly quoted: (mean per channel, std per channel) on the [0, 1] scale.
-# "MNIST", "CIFAR-10" and "CIFAR-100" are the statistics of the training split over all pixels (what
-# channel_stats computes). "CIFAR-10 (per-image std)" is the widely copied std that is the *mean of per-image
-# standard deviations* instead; "ImageNet" is ImageNet's, often reused for CIFAR.
+# Normalisation constants: (mean per channel, std per channel) on the [0, 1] scale, rounded to 4 decimals.
+# "MNIST", "CIFAR-10" and "CIFAR-100" are the statistics of the real training split over all pixels (what
+# channel_stats computes). For CIFAR-100 a variant differing in the fourth decimal, (0.5071, 0.4867, 0.4408) /
+# (0.2675, 0.2565, 0.2761), is also widely copied. "CIFAR-10 (per-image std)" is the std that kuangliu/pytorch-cifar
+# (2017) used and much code copied: its author computed it with a helper that averages the standard deviations of
+# single images (see mean_of_image_stds), a different quantity. "ImageNet" is ImageNet's, often reused for CIFAR.
 QUOTED_STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "MNIST": ((0.1307,), (0.3081,)),
     "CIFAR-10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "CIFAR-10 (per-image std)": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
-    "CIFAR-100": ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
+    "CIFAR-100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
     "ImageNet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
 
@@ -437,6 +441,57 @@ def channel_stats(images: torch.Tensor, *, chunk_size: int = 2048) -> tuple[torc
         dev = images[start : start + chunk_size].double() - mean.view(1, C, 1, 1)  # (b, C, H, W)
         squares += (dev * dev).sum(dim=(0, 2, 3))  # (C,)
     return mean / scale, (squares / count).sqrt() / scale  # (C,), (C,) on the [0, 1] scale
+
+
+def mean_of_image_stds(images: torch.Tensor, *, correction: int = 1) -> torch.Tensor:
+    """The mean over images of each image's own per-channel standard deviation, on the [0, 1] scale: (C,) float64.
+
+    .. math:: \\bar\\sigma_c = \\frac{1}{N}\\sum_n \\sigma_{n,c}, \\qquad
+        \\sigma_{n,c} = \\sqrt{\\frac{1}{HW - \\text{correction}}\\sum_{i,j}(x_{n,c,i,j} - \\mu_{n,c})^2}
+
+    This is not the dataset's std (:func:`channel_stats`): each image is measured around its *own* mean, so the
+    spread between the images' means is left out: with ``correction=0``, the law of total variance and Jensen's
+    inequality give ``mean_of_image_stds(x, correction=0) <= channel_stats(x)[1]`` for any data, with equality only
+    when all images share one mean and one std (``correction=1`` multiplies by sqrt(HW / (HW - 1))). It is what
+    ``get_mean_and_std`` in kuangliu/pytorch-cifar computes (``inputs[:, c].std()`` per image, torch's default
+    ``correction=1``, summed and divided by N), the source of the widely copied CIFAR-10 std (0.2023, 0.1994, 0.2010).
+    Images are uint8 (0..255) or float (0..1), (N, C, H, W).
+    """
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        raise ValueError(f"images must be a tensor (N, C, H, W), got {tuple(getattr(images, 'shape', ()))}")
+    if images.dtype != torch.uint8 and not images.is_floating_point():
+        raise TypeError(f"images must be uint8 (0..255) or floating point (0..1), got dtype {images.dtype}")
+    if images.numel() == 0:
+        raise ValueError(f"images must not be empty, got shape {tuple(images.shape)}")
+    if correction not in (0, 1):
+        raise ValueError(f"correction must be 0 or 1, got {correction!r}")
+    scale = 255.0 if images.dtype == torch.uint8 else 1.0
+    per_image = images.double().std(dim=(2, 3), correction=correction)  # (N, C): each image around its own mean
+    return per_image.mean(dim=0) / scale  # (C,)
+
+
+def check_published(ds: ImageData, facts: dict[str, Callable[[ImageData], bool]]) -> None:
+    """Check published facts about a real dataset on the data loaded, or say plainly that they were not checked.
+
+    ``facts`` maps a sentence (the fact as the page states it) to a predicate of the dataset. On the real data
+    (``ds.fallback`` is False) every predicate runs, each fact that holds is printed as checked, and the first that
+    does not raise ``AssertionError`` naming it. On a stand-in no predicate runs, and the facts are printed as
+    *not checked*: a stand-in cannot confirm or refute a fact about the real dataset.
+    """
+    if not isinstance(ds, ImageData):
+        raise TypeError(f"ds must be an ImageData, got {type(ds).__name__}")
+    if not isinstance(facts, dict) or not facts or not all(callable(f) for f in facts.values()):
+        raise TypeError("facts must be a non-empty dict of {sentence: predicate(ds) -> bool}")
+    if ds.fallback:
+        print(f"Not checked here — {ds.name} is a stand-in (fallback=True):")
+        for fact in facts:
+            print(f"  · {fact}")
+        return
+    print(f"Checked on the real {ds.name} ({ds.source}):")
+    for fact, holds in facts.items():
+        if not holds(ds):
+            raise AssertionError(f"{ds.name}: the published fact does not hold on the loaded data: {fact}")
+        print(f"  ✓ {fact}")
 
 
 def parse_idx_header(data: bytes) -> tuple[torch.dtype, tuple[int, ...], int]:

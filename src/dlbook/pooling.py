@@ -20,7 +20,8 @@ and the three pools compute, channel by channel,
     \\text{Lp:}\\ y_{ij} = \\Big(\\sum_{N(i,j)} x^p\\Big)^{1/p}.
 
 Lp pooling is a *sum* at ``p = 1`` (not an average), the Euclidean norm of the window at ``p = 2``, and tends to the
-maximum as ``p`` grows (for non-negative inputs). Pooling has no parameters: nothing in it is learned.
+maximum as ``p`` grows (for non-negative inputs). It returns one norm per window and scales with its input
+(``lp(c x) = c lp(x)`` for ``c > 0``): it is not a normalisation. Pooling has no parameters: nothing in it is learned.
 
 The output size per dimension is ``floor((H + 2p - d(k - 1) - 1) / s) + 1`` (``ceil`` instead of ``floor`` with
 ``ceil_mode=True``, as long as the last window still starts inside the input or the left padding).
@@ -95,7 +96,7 @@ def _pad_to_windows(x: torch.Tensor, k, s, p, d, out, value: float) -> torch.Ten
 
 
 def first_max_position(windows: torch.Tensor, on_input: torch.Tensor | None = None) -> torch.Tensor:
-    """Index of the maximum along the last dimension, choosing as PyTorch's CPU max pooling does.
+    """Index of the maximum along the last dimension, choosing as PyTorch's CPU max pooling does (checked on 2.14.1).
 
     ``windows`` (..., K) holds each window in row-major order; ``on_input`` (broadcastable to it, bool) marks the
     positions that lie on the input rather than on its padding (default: all). The answer is the **first** position
@@ -130,7 +131,8 @@ def max_pool2d(
     output, the flat index ``row * W + col`` of the winning input position (what :func:`max_unpool2d` needs).
 
     The gradient of an output goes to its winning input only; when several inputs tie for the maximum, the first
-    one in row-major order wins (see :func:`first_max_position`), exactly as in PyTorch.
+    one in row-major order wins (see :func:`first_max_position`), as in PyTorch's CPU kernel (2.14.1); the rule is
+    an implementation choice, not mathematics.
     """
     k, s, p, d, out = _pool_args(input, kernel_size, stride, padding, dilation, ceil_mode)
     unbatched = input.ndim == 3
@@ -221,7 +223,8 @@ def lp_pool2d(
 
     Shapes: input (B, C, H, W) or (C, H, W); output (B, C, H_out, W_out). ``norm_type`` is ``p``; no padding.
 
-    What it computes, exactly as PyTorch does:
+    What it computes, exactly as PyTorch 2.14.1 does (its ``F.lp_pool2d`` is ``avg_pool2d(x**p)`` times ``kH * kW``,
+    to the power ``1/p``):
 
     * ``x^p`` is taken **without** an absolute value: for ``p = 1`` the result is the plain window *sum* (negative
       if the window is), and for a negative window sum with odd or fractional ``p`` the root is NaN;

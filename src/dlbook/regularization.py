@@ -16,11 +16,14 @@ at different places:
   sets small weights to exactly zero (:func:`l1_proximal_step`,
   :func:`lasso_regression`);
 * **gradient clipping** (梯度裁剪) rescales the gradient when its norm exceeds a bound: it
-  limits the *size of a step*, not the solution (:func:`get_total_norm`,
+  limits the *size of a step*; with full-batch gradients not the solution, while
+  clipping each mini-batch gradient shifts where SGD settles (:func:`get_total_norm`,
   :func:`clip_grad_norm`, :func:`clip_gradients`);
-* a true **gradient penalty** (梯度惩罚) adds the norm of the gradient of the model's
-  *output with respect to its input* to the loss, as in WGAN-GP
-  (:func:`input_gradient_penalty`).
+* a **penalty on an input gradient** adds to the loss how fast something changes with
+  the *input*: the model's outputs (the squared Frobenius norm of the input Jacobian,
+  :func:`input_gradient_penalty`; with ``center=1`` and one output, the gradient
+  penalty of WGAN-GP) or the loss itself (double backpropagation,
+  :func:`double_backprop_penalty`).
 
 Also here: **dropout** (:func:`dropout`, :class:`Dropout`), **early stopping**
 (:func:`early_stopping`), and the small problems the chapter measures them on:
@@ -56,6 +59,7 @@ __all__ = [
     "clip_grad_norm",
     "clip_gradients",
     "input_gradient_penalty",
+    "double_backprop_penalty",
     "dropout_mask",
     "apply_dropout_mask",
     "dropout",
@@ -391,34 +395,13 @@ def clip_gradients(grads: Sequence[torch.Tensor], max_norm: float,
 
 
 # ---------------------------------------------------------------- gradient penalty
-def input_gradient_penalty(
-    model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *,
-    center: float | None = None,
-) -> torch.Tensor:
-    """A penalty on the gradient of the model's output with respect to its **input**,
-    differentiable in the model's parameters (thanks to ``create_graph=True``).
-
-    For inputs ``x`` (B, ...) and outputs ``f(x)`` (B, ...), let ``∇ᵢ`` be the
-    gradient of ``Σ f(xᵢ)`` (the outputs of example i, summed) with respect to ``xᵢ``:
-
-    * ``center=None``: ``mean_i ||∇ᵢ||²`` — input-gradient regularisation ("double
-      backpropagation", Drucker & LeCun): it flattens the function where it is
-      evaluated;
-    * ``center=c``: ``mean_i (||∇ᵢ|| − c)²`` — the WGAN-GP term with ``c = 1``
-      (Gulrajani et al.), evaluated between real and generated samples.
-
-    Examples must not interact inside ``model`` (no batch norm in training mode): then
-    the gradient of the summed outputs with respect to the batch holds every example's
-    own gradient. Returns a 0-dim tensor; multiply it by a strength and add it to the
-    loss.
-    """
+def _input_and_output(model: object, x: object) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x`` as a leaf that records its gradient, and ``model(x)``."""
     if not callable(model):
         raise TypeError(f"model must be callable, got {type(model).__name__}")
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim < 1:
         raise TypeError("x must be a floating-point tensor, batch dimension first, "
                         f"got {type(x).__name__} {tuple(getattr(x, 'shape', ()))}")
-    if center is not None:
-        center = _number(center, "center")
     if not x.requires_grad:  # a leaf that records its gradient; the caller's x stays
         x = x.detach().requires_grad_(True)
     out = model(x)  # (B, ...)
@@ -426,14 +409,88 @@ def input_gradient_penalty(
     if not isinstance(out, torch.Tensor) or out.ndim < 1 or out.shape[0] != B:
         raise ValueError(f"model(x) must return one output per example (B={B}, ...), "
                          f"got {tuple(getattr(out, 'shape', ()))}")
-    # create_graph=True: the gradient is itself a node of the graph, so that the
-    # penalty can be differentiated with respect to the model's parameters
-    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)  # (B, ...)
-    grad = grad.reshape(grad.shape[0], -1)  # (B, D): one row per example
+    return x, out  # (B, ...), (B, ...)
+
+
+def input_gradient_penalty(
+    model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *,
+    center: float | None = None,
+) -> torch.Tensor:
+    """A penalty on how fast the model's **output** changes with its **input**: the
+    squared Frobenius norm of each example's input Jacobian, differentiable in the
+    model's parameters (thanks to ``create_graph=True``).
+
+    For inputs ``x`` (B, ...) and outputs ``f(x)`` (B, K) (other output shapes are
+    flattened to K numbers per example), let ``Jᵢ = ∂f(xᵢ)/∂xᵢ`` (K, D) and
+    ``||Jᵢ||²_F = Σₖ ||∇ₓ fₖ(xᵢ)||²``:
+
+    * ``center=None``: ``mean_i ||Jᵢ||²_F`` — Jacobian regularisation; for one output
+      per example (K = 1) it is ``mean_i ||∇ₓ f(xᵢ)||²``. It flattens the function
+      where it is evaluated. The contractive autoencoder (Rifai et al.) puts the same
+      norm on its encoder;
+    * ``center=c``: ``mean_i (||Jᵢ||_F − c)²`` — for a scalar critic and ``c = 1`` the
+      WGAN-GP term (Gulrajani et al.), evaluated between real and generated samples.
+
+    Each output k gets its own backward pass (K passes in all). Summing the outputs
+    first and taking one gradient, ``∇ₓ Σₖ fₖ``, would be cheaper but wrong for K > 1:
+    the outputs' gradients can cancel — for softmax probabilities ``Σₖ pₖ = 1``, so
+    that gradient is identically 0. For the gradient of the *loss* with respect to
+    the input (double backpropagation) see :func:`double_backprop_penalty`.
+
+    Examples must not interact inside ``model`` (no batch norm in training mode): then
+    the gradient of a batch-summed output with respect to the batch holds every
+    example's own gradient. Returns a 0-dim tensor; multiply it by a strength and add
+    it to the loss.
+    """
+    if center is not None:
+        center = _number(center, "center")
+    x, out = _input_and_output(model, x)
+    B = x.shape[0]
+    out = out.reshape(B, -1)  # (B, K)
+    rows = []  # row k of every example's Jacobian, one output at a time
+    for k in range(out.shape[1]):
+        # create_graph=True: the gradient is itself a node of the graph, so that the
+        # penalty can be differentiated with respect to the model's parameters
+        (grad,) = torch.autograd.grad(out[:, k].sum(), x, create_graph=True,
+                                      retain_graph=True)  # (B, ...)
+        rows.append(grad.reshape(B, -1))  # (B, D)
+    jac = torch.cat(rows, dim=1)  # (B, K·D): each example's Jacobian, flattened
     if center is None:
-        return grad.pow(2).sum(dim=1).mean()
-    norm = grad.norm(dim=1)  # (B,); its subgradient at 0 is 0
+        return jac.pow(2).sum(dim=1).mean()
+    norm = jac.norm(dim=1)  # (B,); its subgradient at 0 is 0
     return ((norm - center) ** 2).mean()
+
+
+def double_backprop_penalty(
+    model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+    target: torch.Tensor,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = (
+        torch.nn.functional.cross_entropy),
+) -> torch.Tensor:
+    """Double backpropagation (Drucker & LeCun, 1992): ``mean_i ||∇ₓ ℓᵢ||²``, the
+    squared gradient of each example's **loss** ``ℓᵢ = ℓ(f(xᵢ), yᵢ)`` with respect to
+    its input, differentiable in the model's parameters.
+
+    ``loss_fn(model(x), target)`` must be the *mean* of the examples' losses
+    (PyTorch's default ``reduction="mean"``): then ``B · loss`` is ``Σᵢ ℓᵢ`` and, as
+    examples do not interact, its gradient with respect to ``xᵢ`` is ``∇ₓ ℓᵢ``. By
+    the chain rule ``∇ₓ ℓᵢ = Jᵢᵀ ∂ℓᵢ/∂f``: the Jacobian weighted by the error, so the
+    penalty fades on examples the model already fits. Returns a 0-dim tensor.
+    """
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+    x, out = _input_and_output(model, x)  # (B, ...), (B, ...)
+    B = x.shape[0]
+    if (not isinstance(target, torch.Tensor) or target.ndim < 1
+            or target.shape[0] != B):
+        raise ValueError(f"target must be a tensor with one row per example "
+                         f"(B={B}), got {tuple(getattr(target, 'shape', ()))}")
+    loss = loss_fn(out, target)  # (): the mean of the B example losses
+    if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
+        raise ValueError("loss_fn must return one number, the mean loss, got "
+                         f"shape {tuple(getattr(loss, 'shape', ()))}")
+    (grad,) = torch.autograd.grad(B * loss, x, create_graph=True)  # (B, ...)
+    return grad.reshape(B, -1).pow(2).sum(dim=1).mean()
 
 
 # ---------------------------------------------------------------- dropout

@@ -1,12 +1,17 @@
-"""Down-sampling (降采样) and up-sampling (升采样): changing a feature map's height and width by a factor.
+"""Down-sampling (下采样) and up-sampling (上采样): changing a feature map's height and width by a factor.
 
 Chapter: ``book/convnets/resampling.ipynb``.
 
 Down-sampling by ``r`` takes (B, C, H, W) to (B, C', H/r, W/r). Strided pooling (:mod:`dlbook.pooling`) and
 strided convolution (:func:`dlbook.conv.conv2d` with ``stride=r``) summarise or filter each window and drop the rest;
-**space-to-depth** (:func:`pixel_unshuffle`, YOLOv2's "reorg" / passthrough layer) drops nothing: it moves every
-``r x r`` block of pixels into ``r^2`` channels, (B, C, H, W) -> (B, C r^2, H/r, W/r), and :func:`pixel_shuffle`
-moves them back exactly.
+**space-to-depth** (:func:`pixel_unshuffle`) drops nothing: it moves every ``r x r`` block of pixels into ``r^2``
+channels, (B, C, H, W) -> (B, C r^2, H/r, W/r), and :func:`pixel_shuffle` moves them back exactly.
+:func:`darknet_reorg` is the rearrangement that Darknet's ``reorg`` layer (YOLOv2's passthrough) actually computes:
+another bijection, with a different interleaving of channels and space.
+
+Keeping every ``r``-th pixel folds frequencies above the new Nyquist limit onto lower ones (aliasing).
+:func:`blur_downsample` low-passes with a :func:`binomial_kernel` before it subsamples, as anti-aliased
+down-sampling does; the box of ``taps=2`` is average pooling.
 
 Up-sampling by ``r`` goes the other way:
 
@@ -18,7 +23,8 @@ Up-sampling by ``r`` goes the other way:
   pad the border with ``d (k - 1) - p`` zeros (plus ``output_padding`` at the bottom/right), and run an ordinary
   stride-1 convolution with the kernel flipped and its in/out channels swapped. It is the gradient of
   :func:`dlbook.conv.conv2d` with respect to its input, which is why it is also called "backward convolution"; it is
-  *not* an inverse of convolution, whatever the name "deconvolution" suggests.
+  *not* an inverse of convolution, whatever the name "deconvolution" suggests. :func:`stride_phase_sums` says what
+  it makes of a flat input, which is where checkerboard artefacts come from.
 
 Public functions mirror their ``torch.nn.functional`` twins (``pixel_shuffle``, ``pixel_unshuffle``,
 ``max_unpool2d``, ``conv_transpose2d``; ``upsample_nearest`` and ``upsample_bilinear`` mirror
@@ -35,11 +41,15 @@ import torch
 from dlbook._checks import check_tensor, pair, positive_int
 from dlbook.arithmetic import conv_transpose_output_size
 from dlbook.conv import conv2d
+from dlbook.padding import pad2d
 
 __all__ = [
     "pixel_unshuffle",
     "pixel_shuffle",
     "space_to_depth_weight",
+    "darknet_reorg",
+    "binomial_kernel",
+    "blur_downsample",
     "upsample_nearest",
     "upsample_bilinear",
     "bilinear_source",
@@ -48,6 +58,7 @@ __all__ = [
     "transposed_kernel",
     "conv_transpose2d",
     "conv_transpose2d_loops",
+    "stride_phase_sums",
 ]
 
 IntPair = int | Sequence[int]
@@ -110,6 +121,65 @@ def space_to_depth_weight(channels: int, downscale_factor: int, *, dtype: torch.
     r = _check_factor(downscale_factor, "downscale_factor")
     eye = torch.eye(r * r, dtype=dtype)  # (r^2, r^2): row a r + b is one-hot at a r + b
     return eye.reshape(1, r * r, 1, r, r).expand(C, r * r, 1, r, r).reshape(C * r * r, 1, r, r)  # (C r^2, 1, r, r)
+
+
+def darknet_reorg(input: torch.Tensor, stride: int) -> torch.Tensor:
+    """Darknet's ``reorg`` layer (YOLOv2's passthrough), forward direction: the shape of space-to-depth, not its layout.
+
+    Shapes: input (B, C, H, W) with ``C`` divisible by ``s^2`` and ``H``, ``W`` by ``s``; output (B, C s^2, H/s, W/s).
+    In Redmon's original Darknet, ``forward_reorg_layer`` calls ``reorg_cpu(x, w=W, h=H, c=C, ..., forward=0)``, which reads the input
+    buffer as if it had shape (C', H s, W s) with ``C' = C / s^2`` and fills a (C, H, W) buffer with
+
+    .. math::  out[k, j, i] = x'[k \\bmod C',\\ j s + \\lfloor o / s \\rfloor,\\ i s + (o \\bmod s)],
+               \\qquad o = \\lfloor k / C' \\rfloor,
+
+    a space-to-depth of the *re-read* buffer with the offset as the slow channel index; the layer then declares
+    that buffer to be (C s^2, H/s, W/s). Every number is only moved, so it is a permutation and exactly invertible,
+    but the channels at output position (j, i) are not the ``s x s`` block at (j, i) of the input.
+    """
+    check_tensor(input, "input", (4,))
+    s = _check_factor(stride, "stride")
+    B, C, H, W = input.shape
+    if C % (s * s) or H % s or W % s:
+        raise ValueError(f"stride={s}: stride**2 must divide the channels and stride the height and width, "
+                         f"got C={C}, H={H}, W={W}")
+    Cp = C // (s * s)
+    x = input.reshape(B, Cp, H, s, W, s)  # the buffer read as (B, C', H s, W s), rows j s + a, cols i s + b
+    x = x.permute(0, 3, 5, 1, 2, 4)  # (B, a, b, C', H, W): channel k = (a s + b) C' + c'
+    return x.reshape(B, C * s * s, H // s, W // s)  # the (B, C, H, W) buffer, declared (B, C s^2, H/s, W/s)
+
+
+def binomial_kernel(taps: int, *, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """The (taps, taps) binomial blur: the outer product of the row ``C(n-1, i) / 2^(n-1)``, ``i = 0 .. n-1``.
+
+    ``taps=1``: [1] (no blur); ``2``: the box [1, 1]/2; ``3``: [1, 2, 1]/4; ``5``: [1, 4, 6, 4, 1]/16. The row is
+    the box convolved with itself ``n - 2`` times, so its gain at ``f`` cycles per pixel is ``|cos(pi f)|^(n-1)``:
+    1 at ``f = 0`` (the kernel sums to 1) and 0 at the Nyquist frequency ``f = 1/2``.
+    """
+    n = positive_int(taps, "taps")
+    row = torch.tensor([math.comb(n - 1, i) for i in range(n)], dtype=dtype) / 2 ** (n - 1)  # (n,)
+    return row[:, None] * row[None, :]  # (n, n)
+
+
+def blur_downsample(input: torch.Tensor, taps: int, stride: IntPair = 2, *,
+                    padding_mode: str = "reflect") -> torch.Tensor:
+    """Blur every channel with :func:`binomial_kernel` ``(taps)``, then keep every ``stride``-th pixel.
+
+    Shapes: input (B, C, H, W); output (B, C, ceil(H / s_h), ceil(W / s_w)) — the size of ``x[..., ::s, ::s]``.
+    The input is padded by ``(taps - 1) // 2`` before and ``taps // 2`` after in each dimension (``padding_mode`` as
+    in :func:`dlbook.padding.pad2d`), then convolved depthwise (``groups=C``) with stride ``s``: the "BlurPool"
+    of anti-aliased networks, which uses the same padding with ``"reflect"``. Special cases: ``taps=1`` is plain
+    decimation ``x[..., ::s, ::s]``; ``taps=2, stride=2`` on even sizes is ``avg_pool2d(x, 2)`` (the padded
+    row and column are never read).
+    """
+    check_tensor(input, "input", (4,))
+    n = positive_int(taps, "taps")
+    s = pair(stride, "stride")
+    C = input.shape[1]
+    before, after = (n - 1) // 2, n // 2
+    x = pad2d(input, (before, after, before, after), mode=padding_mode)  # (B, C, H + n - 1, W + n - 1)
+    weight = binomial_kernel(n, dtype=input.dtype).expand(C, 1, n, n)  # (C, 1, n, n) one blur per channel
+    return conv2d(x, weight, stride=s, groups=C)  # (B, C, ceil(H/s), ceil(W/s))
 
 
 def upsample_nearest(input: torch.Tensor, scale_factor: IntPair) -> torch.Tensor:
@@ -363,8 +433,9 @@ def conv_transpose2d_loops(
 
     Each input pixel ``x[c, i, j]`` adds a copy of its kernel, scaled by its value, to the output at rows
     ``i s + u d`` and columns ``j s + v d``; afterwards ``p`` rows/columns are cut from each border (and
-    ``output_padding`` extra ones kept at the bottom/right). Where ``k`` is not a multiple of ``s`` the stamps
-    overlap unevenly: that is where checkerboard artefacts come from.
+    ``output_padding`` of the cut ones kept at the bottom/right, zeros where no stamp reaches). Where ``k`` is not a
+    multiple of ``s`` the stamps overlap unevenly; whether a flat input comes out flat depends on the kernel's
+    stride-phase sums (:func:`stride_phase_sums`): that is where checkerboard artefacts come from.
     """
     s, p, op, d, G, (Ho, Wo) = _check_transpose_args(input, weight, bias, stride, padding, output_padding, groups,
                                                      dilation)
@@ -388,3 +459,24 @@ def conv_transpose2d_loops(
     if bias is not None:
         y = y + bias.view(1, -1, 1, 1)
     return y.squeeze(0) if unbatched else y
+
+
+def stride_phase_sums(kernel: torch.Tensor, stride: IntPair) -> torch.Tensor:
+    """What a transposed convolution with ``kernel`` and ``stride`` makes of an input of ones, away from the border.
+
+    Shapes: kernel (kH, kW); output (s_h, s_w). With padding 0, output pixel ``(y, x)`` receives tap ``(u, v)`` of
+    the stamp of every input pixel with ``y = i s_h + u`` and ``x = j s_w + v``; where all stamps land (the
+    interior) it is therefore ``P[y mod s_h, x mod s_w]`` with
+
+    .. math::  P[a, b] = \\sum_{u \\equiv a \\ (\\mathrm{mod}\\ s_h),\\ v \\equiv b \\ (\\mathrm{mod}\\ s_w)} w[u, v].
+
+    The output of a flat input is flat exactly when all entries of ``P`` are equal. For a constant kernel the entry
+    counts taps, ``ceil(k/s)`` or ``floor(k/s)`` per dimension, so it is flat exactly when ``s`` divides ``k``; for
+    any other kernel that divisibility is neither necessary nor sufficient.
+    """
+    check_tensor(kernel, "kernel", (2,))
+    sh, sw = pair(stride, "stride")
+    kh, kw = kernel.shape
+    padded = kernel.new_zeros(-(-kh // sh) * sh, -(-kw // sw) * sw)  # round k up to a multiple of s
+    padded[:kh, :kw] = kernel
+    return padded.reshape(-1, sh, padded.shape[1] // sw, sw).sum(dim=(0, 2))  # (s_h, s_w)

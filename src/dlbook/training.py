@@ -14,8 +14,9 @@ examples,
     \\nabla_\\theta \\ell_i(\\theta),
 
 an unbiased estimate of the full gradient ``g = (1/N) Σ_i ∇ℓ_i`` whose
-variance falls as 1/B. One epoch (时期) is one pass over all N examples:
-``ceil(N / B)`` steps.
+variance falls as 1/B. One iteration (迭代), or step (步), is one parameter
+update from one mini-batch; one epoch (轮次) is one pass over all N examples:
+``ceil(N / B)`` iterations (``floor(N / B)`` with ``drop_last=True``).
 
 * :class:`TrainConfig` holds every setting of a run (frozen: a run is
   described by its config).

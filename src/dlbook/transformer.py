@@ -10,7 +10,7 @@ the vocabulary (B, T, V). Each block does two things, each added back to its inp
     x \\leftarrow x + \\operatorname{MHA}(\\operatorname{LN}(x)), \\qquad
     x \\leftarrow x + \\operatorname{FFN}(\\operatorname{LN}(x))
 
-This is the *pre-LN* arrangement (layer norm before each sub-layer), used by GPT-2 and most models since: it trains
+This is the *pre-LN* arrangement (layer norm before each sub-layer), used by GPT-2 and many later models: it trains
 without a learning-rate warm-up at this size. Attention lets positions exchange information; the feed-forward
 network (FFN) transforms each position on its own.
 
@@ -57,8 +57,10 @@ __all__ = [
     "mask_tokens",
     "sample_next",
     "generate",
+    "next_token_nll",
     "CharTokenizer",
     "load_tiny_corpus",
+    "lm_pairs",
     "get_batch",
     "TrainSettings",
     "train_lm",
@@ -456,6 +458,35 @@ def generate(
     return seq[0] if prompt.ndim == 1 else seq
 
 
+@torch.no_grad()
+def next_token_nll(model: TransformerLM, tokens: torch.Tensor) -> torch.Tensor:
+    """``-ln P(tokens[t] | tokens[max(0, t - T):t])`` for ``t = 1 .. N-1``, with ``T`` the model's block size.
+
+    Every token of ``tokens`` (N,) after the first is scored once, given as many preceding tokens as the context
+    holds: the first window's positions predict tokens 1..T, and each later token is the last prediction of the
+    window of the T tokens before it. Returns (N-1,) values in nats; their mean is the per-token cross-entropy of the
+    whole text, the measure to compare with a model of shorter context on the same positions.
+    """
+    if not isinstance(tokens, torch.Tensor) or tokens.ndim != 1 or tokens.is_floating_point():
+        raise TypeError(f"tokens must be a 1-D integer tensor, got {tokens!r:.80}")
+    if tokens.numel() < 2:
+        raise ValueError(f"tokens must hold at least 2 tokens to score one, got {tokens.numel()}")
+    if not model.causal:
+        raise ValueError("next_token_nll needs a causal model (a bidirectional one sees the token it predicts)")
+    was_training = model.training
+    model.eval()
+    T = model.config.block_size
+    head = tokens[: T + 1]  # (<=T+1,): one window scores tokens 1..T
+    logp = torch.log_softmax(model(head[None, :-1])[0], dim=-1)  # (<=T, V)
+    nll = [-logp.gather(-1, head[1:, None])[:, 0]]  # (<=T,)
+    if tokens.numel() > T + 1:
+        windows = tokens[1:-1].unfold(0, T, 1)  # (N-T-1, T): tokens[s:s+T] for s = 1..N-T-1
+        logp = torch.log_softmax(model(windows)[:, -1], dim=-1)  # (N-T-1, V): each predicts tokens[s+T]
+        nll.append(-logp.gather(-1, tokens[T + 1:, None])[:, 0])  # (N-T-1,)
+    model.train(was_training)
+    return torch.cat(nll)  # (N-1,)
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Data and training
 
@@ -506,6 +537,19 @@ def load_tiny_corpus() -> str:
     return (importlib.resources.files("dlbook") / "data_files" / "tiny_corpus.txt").read_text(encoding="utf-8")
 
 
+def lm_pairs(tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split windows of T+1 tokens (..., T+1) into inputs (..., T) and next-token targets (..., T).
+
+    ``inputs = tokens[..., :-1]`` and ``targets = tokens[..., 1:]``: the target of position ``t`` is the token at
+    ``t + 1``, so one window of T+1 tokens holds T training examples.
+    """
+    if not isinstance(tokens, torch.Tensor):
+        raise TypeError(f"tokens must be a torch.Tensor (..., T+1), got {type(tokens).__name__}")
+    if tokens.ndim < 1 or tokens.shape[-1] < 2:
+        raise ValueError(f"tokens must hold at least 2 tokens per window (..., T+1), got shape {tuple(tokens.shape)}")
+    return tokens[..., :-1], tokens[..., 1:]  # (..., T), (..., T)
+
+
 def get_batch(
     data: torch.Tensor, block_size: int, batch_size: int, generator: torch.Generator | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -519,10 +563,8 @@ def get_batch(
     if data.ndim != 1 or data.numel() < block_size + 1:
         raise ValueError(f"data must be 1-D with more than block_size={block_size} tokens, got {tuple(data.shape)}")
     starts = torch.randint(0, data.numel() - block_size, (batch_size,), generator=generator)  # (B,)
-    offsets = torch.arange(block_size)  # (T,)
-    x = data[starts[:, None] + offsets]  # (B, T)
-    y = data[starts[:, None] + offsets + 1]  # (B, T)
-    return x, y
+    offsets = torch.arange(block_size + 1)  # (T+1,)
+    return lm_pairs(data[starts[:, None] + offsets])  # (B, T), (B, T)
 
 
 @dataclass(frozen=True)
