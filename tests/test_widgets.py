@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
 from dlbook.widgets import (  # noqa: E402
+    BUSY_CLASS,
     FrameBudget,
     LiveFigure,
     StaticFigure,
@@ -66,6 +67,49 @@ def test_live_slider_recomputes_for_the_new_value():
     n = len(calls)
     live.sliders["s"].value = 1  # a setting seen before is served from the cache
     assert len(calls) == n and live.image.value == _marker_png(k=5, s=1)
+
+
+def test_live_sliders_of_a_figure_share_one_label_width():
+    live = interact(lambda k, weight_scale: _marker_png(k=k, w=weight_scale),
+                    {"k": [1, 2], "weight_scale": [0.5, 1.0]}, mode="live")
+    widths = {slider.style.description_width for slider in live.sliders.values()}
+    assert len(widths) == 1 and widths.pop() == f"{len('weight_scale') + 2}ch"
+    assert len({slider.layout.width for slider in live.sliders.values()}) == 1
+    # and one read-out width, the longest value label's, scoped to this figure
+    style = live.widget.children[0].value
+    figure_class = next(c for c in live.widget._dom_classes if c.startswith("dlbook-live-"))
+    assert f".{figure_class} .widget-slider .widget-readout{{width:{len('0.5') + 1}ch;" in style
+
+
+def test_live_image_is_marked_busy_while_a_new_frame_renders():
+    seen = []
+    made = {}
+
+    def render(k):
+        seen.append("live" in made and BUSY_CLASS in made["live"].image._dom_classes)
+        return _marker_png(k=k)
+
+    live = made["live"] = interact(render, {"k": [1, 2, 3]}, mode="live")
+    assert seen == [False]  # the first frame renders before the image exists: nothing to dim
+    live.sliders["k"].value = 2
+    assert seen[-1] is True  # dimmed in the page while the kernel renders
+    assert BUSY_CLASS not in live.image._dom_classes and live.image.value == _marker_png(k=2)
+    classes = []
+    live.image.observe(lambda change: classes.append(list(change.new)), names="_dom_classes")
+    live.sliders["k"].value = 1  # cached: shown at once, never dimmed
+    assert classes == [] and live.image.value == _marker_png(k=1)
+
+
+def test_live_image_is_not_left_busy_when_the_render_fails():
+    def render(k):
+        if k == 2:
+            raise RuntimeError("broken frame")
+        return _marker_png(k=k)
+
+    live = interact(render, {"k": [1, 2]}, mode="live")
+    with pytest.raises(RuntimeError, match="broken frame"):
+        live.sliders["k"].value = 2
+    assert BUSY_CLASS not in live.image._dom_classes
 
 
 def test_live_figure_displays_as_a_widget():
@@ -178,6 +222,41 @@ def test_html_app_is_self_contained_and_scoped():
     assert '{"n": 21}' in html and "http" not in html
     with pytest.raises(TypeError, match="config must be a mapping"):
         html_app("", "", [1, 2])
+
+
+def test_static_sliders_share_one_label_column():
+    html = interact(lambda k, weight_scale: _marker_png(k=k, w=weight_scale),
+                    {"k": [1, 2], "weight_scale": [0.5, 1.0]}, mode="static").html
+    assert "grid-template-columns:max-content" in html and "label{display:contents}" in html
+
+
+@pytest.mark.browser
+def test_keys_on_controls_stay_with_the_controls(page):
+    """In a notebook, a bare key pressed on a slider must move the slider, not the notebook's cells."""
+    app = html_app('<input type="range" class="r" min="0" max="5" value="2" aria-label="r">'
+                   '<select class="m" aria-label="m"><option>a</option><option>b</option></select>', "", {})
+    static = interact(lambda k: _marker_png(k=k), {"k": [1, 2, 3]}, mode="static")
+    page.set_content(
+        "<html><body><script>window.seen = []; document.addEventListener('keydown', e => seen.push(e.key));"
+        f"</script>{app.html}{static.html}</body></html>")
+    page.focus("input.r")
+    page.keyboard.press("ArrowRight")
+    assert page.input_value("input.r") == "3"
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("Home")
+    page.keyboard.press("a")  # in JupyterLab's command mode: insert a cell above
+    assert page.input_value("input.r") == "0"
+    page.focus("select.m")
+    page.keyboard.press("m")  # in JupyterLab's command mode: make the cell Markdown
+    page.focus("input.dlbook-slider")
+    page.keyboard.press("ArrowRight")
+    assert page.text_content(".dlbook-interact output") == "2"
+    assert page.evaluate("seen") == []
+    page.keyboard.press("Escape")  # leaving the control, saving and running cells still reach the notebook
+    page.keyboard.press("Control+s")
+    page.keyboard.press("Shift+Enter")
+    assert page.evaluate("seen") == ["Escape", "Control", "s", "Enter"]  # (a bare Shift stays: it does nothing)
+    assert page.js_errors == []
 
 
 def test_animation_player_needs_no_cdn():

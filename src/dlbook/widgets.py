@@ -33,6 +33,7 @@ from typing import Any
 
 __all__ = [
     "MODE_ENV",
+    "BUSY_CLASS",
     "FrameBudget",
     "widget_mode",
     "render_png",
@@ -148,11 +149,36 @@ class StaticFigure:
         return f"StaticFigure({sizes}; {len(self.frames)} frames, {sum(map(len, self.frames.values())):,} bytes)"
 
 
+BUSY_CLASS = "dlbook-busy"
+
+
+def _live_style(figure_class: str, readout_chars: int) -> str:
+    """CSS of one live figure.
+
+    While the kernel renders a new frame the image is dimmed, so a reader sees that the slider was heard (a quick
+    drag shows only the frame of the last value, a moment after release); the delay keeps fast renders from
+    flickering. The value read-outs of the figure get one width (ipywidgets sizes each to its text), so that its
+    bars end together.
+    """
+    return (
+        "<style>.dlbook-live-frame{transition:opacity .1s}"
+        ".dlbook-live-frame.dlbook-busy{opacity:.4;transition:opacity .15s ease .1s;cursor:progress}"
+        f".{figure_class} .widget-slider .widget-readout{{width:{readout_chars}ch;min-width:{readout_chars}ch;"
+        "max-width:none;flex:0 0 auto}</style>"
+    )
+
+
+def _description_width(names: Sequence[str]) -> str:
+    """One label width for all sliders of a figure (the longest name's), so that their bars start and end together."""
+    return f"{max(len(name) for name in names) + 2}ch"
+
+
 class LiveFigure:
     """ipywidgets sliders above an image that is re-rendered in the kernel on every change.
 
     ``sliders`` maps parameter name to its ``SelectionSlider``; ``image`` is the ``ipywidgets.Image`` showing the
-    current frame; ``values()`` gives the current parameter values.
+    current frame (it carries the CSS class ``BUSY_CLASS`` while a new frame is being rendered); ``values()`` gives
+    the current parameter values.
     """
 
     def __init__(self, render: Callable[..., Any], params: dict[str, list[Any]], initial: dict[str, Any], dpi: int,
@@ -163,22 +189,30 @@ class LiveFigure:
         self._dpi = dpi
         self._format = image_format
         self._cache: dict[str, bytes] = {}
+        label_width = _description_width(list(params))
+        readout_chars = max(len(_label(v)) for values in params.values() for v in values) + 1
+        # 420px as before, wider when long names or values would leave the bar short
+        slider_width = f"max(420px, calc({label_width} + {readout_chars}ch + 240px))"
         self.sliders = {
             name: ipywidgets.SelectionSlider(
                 options=[(_label(v), v) for v in values],
                 value=initial[name],
                 description=name,
                 continuous_update=True,
-                style={"description_width": "initial"},
-                layout=ipywidgets.Layout(width="420px"),
+                style={"description_width": label_width},
+                layout=ipywidgets.Layout(width=slider_width),
             )
             for name, values in params.items()
         }
         # flex-start: shown at its own pixel size, not stretched (and blurred) to the width of the output area
         self.image = ipywidgets.Image(format=image_format, value=self._frame(initial),
                                       layout=ipywidgets.Layout(align_self="flex-start", max_width="100%"))
+        self.image.add_class("dlbook-live-frame")
         header = [ipywidgets.HTML(f"<b>{html.escape(title)}</b>")] if title else []
-        self.widget = ipywidgets.VBox([*header, *self.sliders.values(), self.image])
+        figure_class = f"dlbook-live-{secrets.token_hex(4)}"
+        style = ipywidgets.HTML(_live_style(figure_class, readout_chars), layout=ipywidgets.Layout(display="none"))
+        self.widget = ipywidgets.VBox([style, *header, *self.sliders.values(), self.image])
+        self.widget.add_class(figure_class)
         for slider in self.sliders.values():
             slider.observe(self._update, names="value")
 
@@ -192,7 +226,15 @@ class LiveFigure:
         return self._cache[key]
 
     def _update(self, _change: Any = None) -> None:
-        self.image.value = self._frame(self.values())
+        values = self.values()
+        if frame_key(values) in self._cache:
+            self.image.value = self._frame(values)
+            return
+        self.image.add_class(BUSY_CLASS)  # sent to the page at once, before the render starts
+        try:
+            self.image.value = self._frame(values)
+        finally:
+            self.image.remove_class(BUSY_CLASS)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
@@ -281,11 +323,23 @@ def _check_every_slider_matters(grid: dict[str, list[Any]], frames: dict[str, by
             raise ValueError(f"slider {name!r} never changes the figure: every value of it renders the same frame")
 
 
+# Notebook front ends bind bare keys in command mode (JupyterLab: arrows select or collapse cells, letters insert or
+# change cells). A key pressed on one of our controls is the control's: it stops here, before the notebook's handler
+# (JupyterLab listens on the document, in the bubbling phase). Escape, Tab and chords with Ctrl, Alt, Meta or
+# Shift+Enter still reach the notebook, so a reader can leave the control and save or run cells from it.
+_KEY_GUARD_JS = (
+    "root.addEventListener('keydown',function(e){var t=e.target;"
+    "if(!t||!t.matches||!t.matches('input,select,textarea,button'))return;"
+    "if(e.key==='Escape'||e.key==='Tab'||e.ctrlKey||e.altKey||e.metaKey||(e.shiftKey&&e.key==='Enter'))return;"
+    "e.stopPropagation();});"
+)
+
 _STATIC_JS = """
 (function () {
   var root = document.getElementById(__ROOT_ID__);
   if (!root || root.dataset.ready) { return; }
   root.dataset.ready = "1";
+  __KEY_GUARD__
   var data = JSON.parse(root.querySelector("script.dlbook-data").textContent);
   var img = root.querySelector("img.dlbook-frame");
   var inputs = root.querySelectorAll("input.dlbook-slider");
@@ -309,9 +363,10 @@ _STATIC_JS = """
 
 _STYLE = (
     ".dlbook-interact{border:1px solid #d0d7de;border-radius:6px;padding:8px 12px;margin:8px 0;max-width:100%}"
-    ".dlbook-interact label{display:flex;align-items:center;gap:10px;font-family:sans-serif;font-size:14px;"
-    "margin:2px 0}"
-    ".dlbook-interact label span{min-width:110px}.dlbook-interact input{width:260px}"
+    # one grid for all sliders of a figure: every name gets the width of the longest, so the bars line up
+    ".dlbook-interact .dlbook-controls{display:grid;grid-template-columns:max-content minmax(120px,260px) "
+    "max-content;align-items:center;gap:2px 10px;font-family:sans-serif;font-size:14px}"
+    ".dlbook-interact label{display:contents}.dlbook-interact input{width:100%;margin:2px 0}"
     ".dlbook-interact output{font-family:monospace;min-width:60px}"
     ".dlbook-interact img{max-width:100%;height:auto;display:block;margin-top:6px}"
 )
@@ -349,7 +404,8 @@ def _static_html(grid, initial, frames: dict[str, bytes], title: str | None, mim
         f'<img class="dlbook-frame" alt="figure for the slider settings" data-key="{html.escape(frame_key(initial))}" '
         f'src="data:{mime};base64,{first}">'
         f'<script type="application/json" class="dlbook-data">{payload}</script>'
-        f"<script>{_STATIC_JS.replace('__ROOT_ID__', json.dumps(uid))}</script></div>"
+        f"<script>{_STATIC_JS.replace('__ROOT_ID__', json.dumps(uid)).replace('__KEY_GUARD__', _KEY_GUARD_JS)}"
+        "</script></div>"
     )
 
 
@@ -377,7 +433,7 @@ def html_app(body: str, script: str, config: Mapping[str, Any], *, css: str = ""
     payload = json.dumps(dict(config)).replace("</", "<\\/")
     js = (
         "(function(){var root=document.getElementById(" + json.dumps(uid) + ");"
-        "if(!root||root.dataset.ready){return;}root.dataset.ready='1';"
+        "if(!root||root.dataset.ready){return;}root.dataset.ready='1';" + _KEY_GUARD_JS +
         "(function(root,config){" + script + "\n})(root," + payload + ");})();"
     )
     style = f"<style>{css}</style>" if css else ""
