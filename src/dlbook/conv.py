@@ -141,8 +141,8 @@ def conv2d(
     Shapes: input (B, C, H, W) or (C, H, W); weight (O, C/groups, kH, kW); bias (O,) or None;
     output (B, O, H_out, W_out) with ``H_out = floor((H + pad_top + pad_bottom - d(kH - 1) - 1) / s) + 1``.
 
-    The input is zero-padded, every window is gathered as a view (:func:`conv_patches`), and one ``einsum``
-    multiplies each window by each filter and sums over channels and kernel positions.
+    The input is zero-padded and every window is gathered (:func:`conv_patches`) into one column of a patch matrix
+    (im2col); then a single matrix product multiplies each filter, flattened to a row, by every column.
     """
     stride, pads, dilation, groups = _check_conv_args(input, weight, bias, stride, padding, dilation, groups)
     unbatched = input.ndim == 3
@@ -150,11 +150,13 @@ def conv2d(
     O, Cg, kh, kw = weight.shape
     G = groups
     xp = _zero_pad(x, pads)  # (B, C, H', W')
-    cols = conv_patches(xp, (kh, kw), stride, dilation)  # (B, C, Ho, Wo, kH, kW)
+    cols = conv_patches(xp, (kh, kw), stride, dilation)  # (B, C, Ho, Wo, kH, kW), a view: nothing copied yet
     B, C, Ho, Wo = cols.shape[:4]
-    cols = cols.reshape(B, G, Cg, Ho, Wo, kh, kw)  # (B, G, C/G, Ho, Wo, kH, kW)
-    w = weight.reshape(G, O // G, Cg, kh, kw)  # (G, O/G, C/G, kH, kW)
-    y = torch.einsum("bgchwij,gocij->bgohw", cols, w).reshape(B, O, Ho, Wo)  # (B, O, Ho, Wo)
+    # the patch matrix: one column per output position, (channel, kernel row, kernel column) down each column
+    cols = cols.permute(0, 1, 4, 5, 2, 3).reshape(B, G, Cg * kh * kw, Ho * Wo)  # (B, G, C/G*kH*kW, Ho*Wo)
+    rows = weight.reshape(G, O // G, Cg * kh * kw)  # (G, O/G, C/G*kH*kW): one filter per row
+    # (filters x patch) @ (patch x positions) lands in the output's own layout: no transpose afterwards
+    y = (rows @ cols).reshape(B, O, Ho, Wo)  # (B, O, Ho, Wo)
     if bias is not None:
         y = y + bias.view(1, O, 1, 1)
     return y.squeeze(0) if unbatched else y
