@@ -29,6 +29,7 @@ from dlbook.transformer import (
     load_tiny_corpus,
     mask_tokens,
     next_token_nll,
+    next_token_probs,
     sample_next,
     sinusoidal_positional_encoding,
     token_cross_entropy,
@@ -548,3 +549,18 @@ def test_train_lm_masked_runs_and_checks_the_objective():
         TrainSettings(objective="denoise")
     with pytest.raises(ValueError, match="steps"):
         TrainSettings(steps=0)
+
+
+def test_next_token_probs_is_the_distribution_sample_next_draws_from():
+    logits = torch.tensor([[2.0, 1.0, 0.5, -1.0, 0.0]], dtype=torch.float64)
+    p = next_token_probs(logits, 0.7, top_k=3)
+    expected = torch.softmax(torch.tensor([2.0, 1.0, 0.5]) / 0.7, dim=-1).to(torch.float64)
+    assert torch.allclose(p[0, :3], expected) and torch.all(p[0, 3:] == 0)
+    assert torch.equal(next_token_probs(logits, 0.0), torch.tensor([[1.0, 0, 0, 0, 0]], dtype=torch.float64))
+    entropy = [-(q * q.clamp_min(1e-300).log()).sum().item() for q in (next_token_probs(logits, t) for t in (0.5, 1, 2))]
+    assert entropy[0] < entropy[1] < entropy[2]
+    draws = sample_next(logits.expand(20000, 5), 0.7, top_k=3, generator=torch.Generator().manual_seed(0))
+    freq = torch.bincount(draws, minlength=5).double() / len(draws)
+    assert torch.allclose(freq, p[0], atol=0.015)
+    with pytest.raises(ValueError, match="temperature"):
+        next_token_probs(logits, -1.0)

@@ -55,6 +55,7 @@ __all__ = [
     "token_cross_entropy",
     "MaskedTokens",
     "mask_tokens",
+    "next_token_probs",
     "sample_next",
     "generate",
     "next_token_nll",
@@ -397,31 +398,39 @@ def _check_sampling_args(logits, temperature, top_k, generator) -> None:
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
 
 
+def next_token_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None) -> torch.Tensor:
+    """The distribution the next token is drawn from, for each row of ``logits`` (..., V); returns (..., V).
+
+    ``softmax(logits / temperature)`` over the ``top_k`` highest-scoring tokens (ties with the k-th are kept; a
+    ``top_k`` larger than V keeps them all), zero elsewhere. A temperature below 1 sharpens it towards the most likely
+    token, above 1 flattens it towards uniform; ``temperature=0`` is greedy decoding: all the mass on the argmax.
+    """
+    _check_sampling_args(logits, temperature, top_k, None)
+    z = logits.detach()  # (..., V)
+    if top_k is not None and top_k < z.shape[-1]:
+        kth = torch.topk(z, top_k, dim=-1).values[..., -1:]  # (..., 1): the k-th largest score of each row
+        z = z.masked_fill(z < kth, float("-inf"))  # (..., V)
+    if temperature == 0:
+        return torch.nn.functional.one_hot(z.argmax(dim=-1), z.shape[-1]).to(z.dtype)  # (..., V)
+    return torch.softmax(z / temperature, dim=-1)  # (..., V)
+
+
 def sample_next(
     logits: torch.Tensor,
     temperature: float = 1.0,
     top_k: int | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Draw one token id from each row of ``logits`` (..., V); returns ids of shape (...).
-
-    The distribution is ``softmax(logits / temperature)``. A temperature below 1 sharpens it towards the most likely
-    token, above 1 flattens it towards uniform; ``temperature=0`` means greedy decoding (the argmax, no randomness).
-    ``top_k`` keeps only the ``k`` highest-scoring tokens (ties with the k-th are kept) before sampling; a ``top_k``
-    larger than V keeps them all. The same ``generator`` state gives the same draw.
+    """Draw one token id from each row of ``logits`` (..., V) with the distribution :func:`next_token_probs` gives;
+    returns ids of shape (...). ``temperature=0`` takes the argmax, with no randomness. The same ``generator`` state
+    gives the same draw.
     """
     _check_sampling_args(logits, temperature, top_k, generator)
-    V = logits.shape[-1]
-    flat = logits.detach().reshape(-1, V)  # (N, V)
-    if top_k is not None and top_k < V:
-        kth = torch.topk(flat, top_k, dim=-1).values[:, -1:]  # (N, 1): the k-th largest score of each row
-        flat = flat.masked_fill(flat < kth, float("-inf"))  # (N, V)
+    probs = next_token_probs(logits, temperature, top_k)  # (..., V)
     if temperature == 0:
-        ids = flat.argmax(dim=-1)  # (N,)
-    else:
-        probs = torch.softmax(flat / temperature, dim=-1)  # (N, V)
-        ids = torch.multinomial(probs.cpu(), 1, generator=generator)[:, 0].to(logits.device)  # (N,)
-    return ids.reshape(logits.shape[:-1])
+        return probs.argmax(dim=-1)
+    flat = probs.reshape(-1, probs.shape[-1]).cpu()  # (N, V)
+    return torch.multinomial(flat, 1, generator=generator)[:, 0].reshape(logits.shape[:-1]).to(logits.device)
 
 
 @torch.no_grad()
