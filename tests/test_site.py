@@ -35,18 +35,19 @@ def test_math_renders_offline(page, site_url):
 # The slider parameters each chapter must offer (a subset: a chapter may have more).
 EXPECTED_SLIDERS = {
     "book/convnets/convolution.html": {"kernel_size", "kernel"},
-    "book/convnets/padding.html": {"k", "p", "kernel", "size"},
-    "book/convnets/stride.html": {"s", "p", "layers"},
-    "book/convnets/pooling.html": {"kernel_size", "stride", "p", "shift", "window"},
-    "book/convnets/resampling.html": {"r", "scale", "step", "stride", "kernel_size"},
+    "book/convnets/padding.html": {"kernel_size", "padding", "input_size", "kernel"},
+    "book/convnets/stride.html": {"stride", "padding", "scheme", "layers"},
+    "book/convnets/pooling.html": {"kernel_size", "stride", "norm_type", "shift", "window"},
+    "book/convnets/resampling.html": {"factor", "frequency", "scale", "step", "stride", "kernel_size"},
     "book/training/datasets.html": {"batch_size", "padding"},
-    "book/training/forward-backprop.html": {"depth", "weight_scale"},
+    "book/training/forward-backprop.html": {"weight", "row", "column", "depth", "weight_scale"},
     "book/training/batch-size-epochs.html": {"batch_size", "lr"},
-    "book/training/regularization.html": {"strength", "weight_decay", "max_norm", "p", "patience"},
+    "book/training/regularization.html": {
+        "strength", "weight_decay", "max_norm", "drop_probability", "patience"},
     "book/autoencoders/autoencoders.html": {"code_size", "noise"},
     "book/autoencoders/vae.html": {"beta", "z1", "z2"},
-    "book/attention/attention.html": {"D", "mask", "num_heads"},
-    "book/attention/transformers.html": {"temperature", "top_k", "layer", "head"},
+    "book/attention/attention.html": {"dimension", "scores", "mask", "num_heads"},
+    "book/attention/transformers.html": {"position", "temperature", "top_k", "layer", "head"},
 }
 
 
