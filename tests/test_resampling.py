@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch.utils.flop_counter import FlopCounterMode
 
 from dlbook.arithmetic import conv_transpose_output_size
 from dlbook.conv import conv2d
@@ -24,6 +25,7 @@ from dlbook.resampling import (
     blur_downsample,
     conv_transpose2d,
     conv_transpose2d_loops,
+    conv_transpose2d_zero_insertion,
     darknet_reorg,
     insert_zeros,
     max_unpool2d,
@@ -284,7 +286,10 @@ def test_max_unpool_keeps_the_maxima_in_place():
 
 # --- transposed convolution --------------------------------------------------------------------------------------
 
-IMPLS = {"as-conv": conv_transpose2d, "stamps": conv_transpose2d_loops}
+# the two implementations meant for use (matrix product + col2im; zero insertion + stride-1 convolution), and the
+# stamping loops, which are for reading
+BOTH = {"matmul-col2im": conv_transpose2d, "zero-insertion": conv_transpose2d_zero_insertion}
+IMPLS = {**BOTH, "stamps": conv_transpose2d_loops}
 
 CT_GRID = [(k, s, p, op, d, g) for k, s, p, op, d, g in
            itertools.product([1, 2, 3, 4], [1, 2, 3], [0, 1, 2], [0, 1, 2], [1, 2], [1, 2])
@@ -298,12 +303,13 @@ def _ct_tensors(B, G, c_per, o_per, H, W, kh, kw, bias, seed=0):
     return x, w, b
 
 
+@pytest.mark.parametrize("impl", sorted(BOTH))
 @pytest.mark.parametrize("k,s,p,op,d,groups", CT_GRID)
-def test_conv_transpose_matches_torch_on_grid(k, s, p, op, d, groups):
+def test_conv_transpose_matches_torch_on_grid(k, s, p, op, d, groups, impl):
     x, w, b = _ct_tensors(2, groups, 2, 2, 4, 5, k, k, True)
     args = dict(stride=s, padding=p, output_padding=op, groups=groups, dilation=d)
     ref = F.conv_transpose2d(x, w, b, **args)
-    _assert_same(conv_transpose2d(x, w, b, **args), ref, (x, w, b))
+    _assert_same(BOTH[impl](x, w, b, **args), ref, (x, w, b))
     assert ref.shape[-2:] == (conv_transpose_output_size(4, k, s, p, op, d), conv_transpose_output_size(5, k, s, p, op, d))
 
 
@@ -317,12 +323,13 @@ def test_stamping_loops_match_torch(args, bias):
         t for t in (x, w, b) if t is not None))
 
 
+@pytest.mark.parametrize("impl", sorted(IMPLS))
 @settings(max_examples=60, deadline=None)
 @given(B=st.integers(1, 2), G=st.integers(1, 2), c_per=st.integers(1, 2), o_per=st.integers(1, 2),
        H=st.integers(1, 6), W=st.integers(1, 6), kh=st.integers(1, 4), kw=st.integers(1, 4),
        sh=st.integers(1, 3), sw=st.integers(1, 3), ph=st.integers(0, 3), pw=st.integers(0, 3),
        dh=st.integers(1, 3), dw=st.integers(1, 3), oph=st.integers(0, 2), opw=st.integers(0, 2),
-       bias=st.booleans(), impl=st.sampled_from(sorted(IMPLS)), seed=st.integers(0, 10_000))
+       bias=st.booleans(), seed=st.integers(0, 10_000))
 def test_conv_transpose_matches_torch_hypothesis(B, G, c_per, o_per, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oph, opw,
                                                  bias, impl, seed):
     if oph >= max(sh, dh) or opw >= max(sw, dw):
@@ -342,12 +349,14 @@ def _conv_input_gradient(x_shape, w, y, **args):
     return grad
 
 
+@pytest.mark.parametrize("impl", sorted(BOTH))
 @settings(max_examples=60, deadline=None)
 @given(B=st.integers(1, 2), G=st.integers(1, 2), c_per=st.integers(1, 2), o_per=st.integers(1, 2),
        H=st.integers(1, 9), W=st.integers(1, 9), kh=st.integers(1, 4), kw=st.integers(1, 4),
        sh=st.integers(1, 3), sw=st.integers(1, 3), ph=st.integers(0, 2), pw=st.integers(0, 2),
        dh=st.integers(1, 2), dw=st.integers(1, 2), seed=st.integers(0, 10_000))
-def test_conv_transpose_is_the_gradient_of_conv(B, G, c_per, o_per, H, W, kh, kw, sh, sw, ph, pw, dh, dw, seed):
+def test_conv_transpose_is_the_gradient_of_conv(B, G, c_per, o_per, H, W, kh, kw, sh, sw, ph, pw, dh, dw, seed,
+                                                impl):
     if H + 2 * ph < dh * (kh - 1) + 1 or W + 2 * pw < dw * (kw - 1) + 1:
         return
     w = randn64(G * o_per, c_per, kh, kw, seed=seed, requires_grad=False)  # conv2d weight (O, C/G, kH, kW)
@@ -357,26 +366,28 @@ def test_conv_transpose_is_the_gradient_of_conv(B, G, c_per, o_per, H, W, kh, kw
     # the rows/columns that the stride's floor dropped come back as output_padding
     oph, opw = (H + 2 * ph - dh * (kh - 1) - 1) % sh, (W + 2 * pw - dw * (kw - 1) - 1) % sw
     args = dict(stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), groups=G)
-    ours = conv_transpose2d(y, w, output_padding=(oph, opw), **args)  # the same weight tensor, read as (C_in, ...)
+    ours = BOTH[impl](y, w, output_padding=(oph, opw), **args)  # the same weight tensor, read as (C_in, ...)
     torch.testing.assert_close(ours, _conv_input_gradient(x_shape, w, y, **args), **TOL)
 
 
+@pytest.mark.parametrize("impl", sorted(BOTH))
 @pytest.mark.parametrize("s,p,d,k", [(1, 0, 1, 3), (2, 0, 1, 3), (2, 1, 1, 4), (3, 1, 2, 3), (2, 2, 1, 5)])
-def test_conv_transpose_is_the_gradient_of_conv_grid(s, p, d, k):
+def test_conv_transpose_is_the_gradient_of_conv_grid(s, p, d, k, impl):
     w = randn64(3, 2, k, k, requires_grad=False)
     x_shape = (2, 2, 11, 10)
     Ho, Wo = ((n + 2 * p - d * (k - 1) - 1) // s + 1 for n in x_shape[-2:])
     op = tuple((n + 2 * p - d * (k - 1) - 1) % s for n in x_shape[-2:])
     y = randn64(2, 3, Ho, Wo, seed=5, requires_grad=False)
-    ours = conv_transpose2d(y, w, stride=s, padding=p, output_padding=op, dilation=d)
+    ours = BOTH[impl](y, w, stride=s, padding=p, output_padding=op, dilation=d)
     assert ours.shape == x_shape
     torch.testing.assert_close(ours, _conv_input_gradient(x_shape, w, y, stride=s, padding=p, dilation=d), **TOL)
 
 
-def test_conv_transpose_is_not_an_inverse():
+@pytest.mark.parametrize("impl", sorted(BOTH))
+def test_conv_transpose_is_not_an_inverse(impl):
     x = randn64(1, 1, 8, 8, requires_grad=False)
     w = randn64(1, 1, 3, 3, seed=3, requires_grad=False)
-    back = conv_transpose2d(conv2d(x, w, stride=2, padding=1), w, stride=2, padding=1, output_padding=1)
+    back = BOTH[impl](conv2d(x, w, stride=2, padding=1), w, stride=2, padding=1, output_padding=1)
     assert back.shape == x.shape
     assert (back - x).abs().max() > 0.5  # same shape, different numbers: "deconvolution" is a misnomer
 
@@ -434,12 +445,13 @@ def test_flatness_is_equal_phase_sums_not_divisibility():
     assert _flat_interior(sep([1, 2, 1]), (2, 2)).unique().tolist() == [4.0]  # s does not divide k, flat
 
 
-def test_output_padding_adds_computed_rows_at_the_bottom_right():
+@pytest.mark.parametrize("impl", sorted(BOTH))
+def test_output_padding_adds_computed_rows_at_the_bottom_right(impl):
     x, w = randn64(1, 2, 4, 5, requires_grad=False), randn64(2, 3, 3, 3, seed=1, requires_grad=False)
     for s, p in [(2, 1), (2, 0), (3, 0), (3, 1), (3, 2)]:
         for q in range(1, s):
-            small = conv_transpose2d(x, w, stride=s, padding=p)
-            big = conv_transpose2d(x, w, stride=s, padding=p, output_padding=q)
+            small = BOTH[impl](x, w, stride=s, padding=p)
+            big = BOTH[impl](x, w, stride=s, padding=p, output_padding=q)
             assert big.shape[-2:] == (small.shape[-2] + q, small.shape[-1] + q)
             assert torch.equal(big[..., : small.shape[-2], : small.shape[-1]], small)
             # the extra rows are stamped rows that padding would have cut (q <= p), zeros beyond every stamp
@@ -454,10 +466,31 @@ def test_unbatched():
     torch.testing.assert_close(upsample_bilinear(x[0], 2), F.interpolate(x, scale_factor=2, mode="bilinear")[0])
 
 
-def test_gradcheck():
+@pytest.mark.parametrize("impl", sorted(BOTH))
+def test_gradcheck(impl):
     x, w, b = _ct_tensors(1, 1, 2, 2, 3, 3, 3, 2, True)
-    assert torch.autograd.gradcheck(lambda x, w, b: conv_transpose2d(x, w, b, 2, 1, 1, 1, (1, 2)), (x, w, b))
+    assert torch.autograd.gradcheck(lambda x, w, b: BOTH[impl](x, w, b, 2, 1, 1, 1, (1, 2)), (x, w, b))
     assert torch.autograd.gradcheck(lambda x: upsample_bilinear(x, 1.5), (x,))
+
+
+def _matmul_flops(fn) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+@pytest.mark.parametrize("H,W,k,s,p,op,d,groups", [(8, 8, 3, 2, 1, 1, 1, 1), (5, 7, 4, 3, 0, 2, 1, 2),
+                                                   (6, 6, 3, 1, 1, 0, 2, 1), (4, 4, 2, 2, 0, 0, 1, 1)])
+def test_the_matrix_product_multiplies_each_weight_by_each_input_pixel_once(H, W, k, s, p, op, d, groups):
+    """B C_in (C_out/G) k^2 H W multiply-adds; the zero-insertion convolution does H_out W_out / (H W) times as many."""
+    B, Cin, Cog = 2, 4, 3
+    x, w = randn64(B, Cin, H, W, requires_grad=False), randn64(Cin, Cog, k, k, seed=1, requires_grad=False)
+    args = dict(stride=s, padding=p, output_padding=op, dilation=d, groups=groups)
+    Ho, Wo = (conv_transpose_output_size(n, k, s, p, op, d) for n in (H, W))
+    direct = _matmul_flops(lambda: conv_transpose2d(x, w, **args))
+    zero_inserted = _matmul_flops(lambda: conv_transpose2d_zero_insertion(x, w, **args))
+    assert direct == 2 * B * Cin * Cog * k * k * H * W
+    assert zero_inserted == 2 * B * Cin * Cog * k * k * Ho * Wo
 
 
 # --- bad arguments -----------------------------------------------------------------------------------------------
@@ -500,17 +533,6 @@ def _x(*shape):
     (lambda: max_unpool2d(_x(1, 1, 2, 2), torch.zeros(1, 1, 2, 2, dtype=torch.long), 2, output_size=(6, 4)),
      ValueError, "output_size"),
     (lambda: max_unpool2d(_x(1, 1, 2, 2), torch.zeros(1, 1, 2, 2, dtype=torch.long), 0), ValueError, "kernel_size"),
-    (lambda: conv_transpose2d(_x(1, 1, 3, 3), _x(1, 1, 3, 3), stride=2, output_padding=2), ValueError,
-     "output_padding"),
-    (lambda: conv_transpose2d(_x(1, 1, 3, 3), _x(1, 1, 3, 3), output_padding=1), ValueError, "output_padding"),
-    (lambda: conv_transpose2d(_x(1, 1, 3, 3), _x(1, 1, 3, 3), padding=3), ValueError, "padding"),
-    (lambda: conv_transpose2d(_x(1, 1, 3, 3), _x(1, 1, 3, 3), padding=-1), ValueError, "padding"),
-    (lambda: conv_transpose2d(_x(1, 2, 3, 3), _x(1, 1, 3, 3)), ValueError, "channels"),
-    (lambda: conv_transpose2d(_x(1, 3, 3, 3), _x(3, 1, 3, 3), groups=2), ValueError, "groups"),
-    (lambda: conv_transpose2d(_x(1, 1, 3, 3), _x(1, 2, 3, 3), bias=_x(3)), ValueError, "bias"),
-    (lambda: conv_transpose2d(_x(1, 1, 3, 3), _x(1, 1, 3, 3), stride=0), ValueError, "stride"),
-    (lambda: conv_transpose2d(_x(1, 1, 3, 3), _x(1, 1, 3, 3), dilation=1.0), TypeError, "dilation"),
-    (lambda: conv_transpose2d(_x(1, 1, 3, 3).float(), _x(1, 1, 3, 3)), TypeError, "dtype"),
     (lambda: conv_transpose2d_loops(_x(1, 1, 3, 3), _x(1, 1, 3, 3), padding=3), ValueError, "padding"),
     (lambda: insert_zeros(_x(1, 1, 3, 3), 0), ValueError, "stride"),
     (lambda: transposed_kernel(_x(3, 1, 3, 3), groups=2), ValueError, "groups"),
@@ -520,13 +542,34 @@ def test_bad_arguments(call, exc, match):
         call()
 
 
-def test_torch_agrees_these_are_errors():
+@pytest.mark.parametrize("impl", sorted(BOTH))
+@pytest.mark.parametrize("args,exc,match", [
+    (dict(input=_x(1, 1, 3, 3), weight=_x(1, 1, 3, 3), stride=2, output_padding=2), ValueError, "output_padding"),
+    (dict(input=_x(1, 1, 3, 3), weight=_x(1, 1, 3, 3), output_padding=1), ValueError, "output_padding"),
+    (dict(input=_x(1, 1, 3, 3), weight=_x(1, 1, 3, 3), padding=3), ValueError, "padding"),
+    (dict(input=_x(1, 1, 3, 3), weight=_x(1, 1, 3, 3), padding=-1), ValueError, "padding"),
+    (dict(input=_x(1, 2, 3, 3), weight=_x(1, 1, 3, 3)), ValueError, "channels"),
+    (dict(input=_x(1, 3, 3, 3), weight=_x(3, 1, 3, 3), groups=2), ValueError, "groups"),
+    (dict(input=_x(1, 1, 3, 3), weight=_x(1, 2, 3, 3), bias=_x(3)), ValueError, "bias"),
+    (dict(input=_x(1, 1, 3, 3), weight=_x(1, 1, 3, 3), stride=0), ValueError, "stride"),
+    (dict(input=_x(1, 1, 3, 3), weight=_x(1, 1, 3, 3), dilation=1.0), TypeError, "dilation"),
+    (dict(input=_x(1, 1, 3, 3).float(), weight=_x(1, 1, 3, 3)), TypeError, "dtype"),
+    (dict(input=_x(3, 3), weight=_x(1, 1, 3, 3)), ValueError, "input"),
+    (dict(input=_x(1, 1, 3, 3), weight=_x(1, 1, 3)), ValueError, "weight"),
+])
+def test_conv_transpose_bad_arguments(impl, args, exc, match):
+    with pytest.raises(exc, match=match):
+        BOTH[impl](**args)
+
+
+@pytest.mark.parametrize("impl", sorted(BOTH))
+def test_torch_agrees_these_are_errors(impl):
     for ours, theirs in [
         (lambda: pixel_shuffle(_x(1, 3, 4, 4), 2), lambda: F.pixel_shuffle(_x(1, 3, 4, 4), 2)),
         (lambda: pixel_unshuffle(_x(1, 1, 5, 4), 2), lambda: F.pixel_unshuffle(_x(1, 1, 5, 4), 2)),
-        (lambda: conv_transpose2d(_x(1, 1, 3, 3), _x(1, 1, 3, 3), stride=2, output_padding=2),
+        (lambda: BOTH[impl](_x(1, 1, 3, 3), _x(1, 1, 3, 3), stride=2, output_padding=2),
          lambda: F.conv_transpose2d(_x(1, 1, 3, 3), _x(1, 1, 3, 3), stride=2, output_padding=2)),
-        (lambda: conv_transpose2d(_x(1, 1, 3, 3), _x(1, 1, 3, 3), padding=3),
+        (lambda: BOTH[impl](_x(1, 1, 3, 3), _x(1, 1, 3, 3), padding=3),
          lambda: F.conv_transpose2d(_x(1, 1, 3, 3), _x(1, 1, 3, 3), padding=3)),
     ]:
         with pytest.raises(ValueError):

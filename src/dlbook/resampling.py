@@ -19,12 +19,16 @@ Up-sampling by ``r`` goes the other way:
 * :func:`upsample_bilinear` interpolates between the four nearest input pixels;
 * :func:`pixel_shuffle` (depth-to-space) turns ``r^2`` channels into an ``r x r`` block;
 * :func:`max_unpool2d` puts each value back where :func:`dlbook.pooling.max_pool2d` found it, zeros elsewhere;
-* :func:`conv_transpose2d`, the **transposed convolution** (转置卷积): insert ``s - 1`` zeros between input pixels,
-  pad the border with ``d (k - 1) - p`` zeros (plus ``output_padding`` at the bottom/right), and run an ordinary
-  stride-1 convolution with the kernel flipped and its in/out channels swapped. It is the gradient of
-  :func:`dlbook.conv.conv2d` with respect to its input, which is why it is also called "backward convolution"; it is
-  *not* an inverse of convolution, whatever the name "deconvolution" suggests. :func:`stride_phase_sums` says what
-  it makes of a flat input, which is where checkerboard artefacts come from.
+* the **transposed convolution** (转置卷积), three ways with the same result:
+  :func:`conv_transpose2d_zero_insertion` inserts ``s - 1`` zeros between input pixels, pads the border with
+  ``d (k - 1) - p`` zeros (plus ``output_padding`` at the bottom/right), and runs an ordinary stride-1 convolution
+  with the kernel flipped and its in/out channels swapped; :func:`conv_transpose2d_loops` adds one scaled copy of
+  the kernel per input pixel; :func:`conv_transpose2d` multiplies by the transposed weight matrix and sums the
+  stamps into place with col2im (``fold``), which is the transpose of :func:`dlbook.conv.conv2d`'s im2col and
+  matrix product. It is the gradient of :func:`dlbook.conv.conv2d` with respect to its input, which is why it is
+  also called "backward convolution"; it is *not* an inverse of convolution, whatever the name "deconvolution"
+  suggests. :func:`stride_phase_sums` says what it makes of a flat input, which is where checkerboard artefacts
+  come from.
 
 Public functions mirror their ``torch.nn.functional`` twins (``pixel_shuffle``, ``pixel_unshuffle``,
 ``max_unpool2d``, ``conv_transpose2d``; ``upsample_nearest`` and ``upsample_bilinear`` mirror
@@ -57,6 +61,7 @@ __all__ = [
     "insert_zeros",
     "transposed_kernel",
     "conv_transpose2d",
+    "conv_transpose2d_zero_insertion",
     "conv_transpose2d_loops",
     "stride_phase_sums",
 ]
@@ -154,7 +159,7 @@ def binomial_kernel(taps: int, *, dtype: torch.dtype = torch.float64) -> torch.T
 
     ``taps=1``: [1] (no blur); ``2``: the box [1, 1]/2; ``3``: [1, 2, 1]/4; ``5``: [1, 4, 6, 4, 1]/16. The row is
     the box convolved with itself ``n - 2`` times, so its gain at ``f`` cycles per pixel is ``|cos(pi f)|^(n-1)``:
-    1 at ``f = 0`` (the kernel sums to 1) and 0 at the Nyquist frequency ``f = 1/2``.
+    1 at ``f = 0`` (the kernel sums to 1) and, for ``n >= 2``, 0 at the Nyquist frequency ``f = 1/2``.
     """
     n = positive_int(taps, "taps")
     row = torch.tensor([math.comb(n - 1, i) for i in range(n)], dtype=dtype) / 2 ** (n - 1)  # (n,)
@@ -321,7 +326,8 @@ def insert_zeros(input: torch.Tensor, stride: IntPair) -> torch.Tensor:
 
 
 def transposed_kernel(weight: torch.Tensor, groups: int = 1) -> torch.Tensor:
-    """The kernel of the stride-1 convolution inside :func:`conv_transpose2d`: swap in/out channels and flip.
+    """The kernel of the stride-1 convolution inside :func:`conv_transpose2d_zero_insertion`: swap in/out channels
+    and flip.
 
     ``weight`` (C_in, C_out/G, kH, kW), laid out as ``torch.nn.functional.conv_transpose2d`` wants it, becomes
     (C_out, C_in/G, kH, kW) with both spatial axes reversed, so that
@@ -394,8 +400,60 @@ def conv_transpose2d(
     groups: int = 1,
     dilation: IntPair = 1,
 ) -> torch.Tensor:
-    """Transposed convolution as a stride-1 convolution, the same result as
-    ``torch.nn.functional.conv_transpose2d``.
+    """Transposed convolution as what its name says, the transpose of a convolution's matrix: a matrix product with
+    the weight matrix transposed, then col2im. The same result as ``torch.nn.functional.conv_transpose2d``.
+
+    Shapes: input (B, C_in, H, W) or (C_in, H, W); weight (C_in, C_out/G, kH, kW); bias (C_out,) or None;
+    output (B, C_out, H_out, W_out) with ``H_out = (H - 1) s - 2p + d (kH - 1) + output_padding + 1``.
+
+    Read as a :func:`dlbook.conv.conv2d` weight, the same tensor is a convolution from C_out to C_in channels, which
+    computes ``W im2col(.)``: one row of ``W`` per filter, one column of ``im2col`` per window. Its transpose,
+    ``col2im(W^T .)``, runs the two steps backwards:
+
+    1. per group ``g``, the matrix product ``cols = W_g^T X_g``: the group's filters as a (C_in/G, C_out/G kH kW)
+       matrix ``W_g``, transposed, times its input read as ``X_g`` (C_in/G, H W). Column ``(i, j)`` of ``cols`` is
+       the stamp of input pixel ``(i, j)``: ``sum_c x[c, i, j] w[c, o, u, v]`` for every ``(o, u, v)``;
+    2. col2im (``torch.nn.functional.fold``): add tap ``(u, v)`` of stamp ``(i, j)`` to canvas pixel
+       ``(i s + u d, j s + v d)``. The canvas, ``(H - 1) s + d (kH - 1) + 1`` rows, is where stamps land;
+    3. cut ``p`` rows/columns from each border, keeping ``output_padding`` of the cut ones at the bottom/right
+       (rows beyond the canvas, if ``output_padding > p``, are zeros: no stamp reaches them);
+    4. add the bias.
+
+    Every product is a weight times an input pixel, ``B C_in (C_out/G) kH kW H W`` of them; the stride-1 convolution
+    of :func:`conv_transpose2d_zero_insertion` computes ``H_out W_out / (H W)`` (about ``s^2``) times as many, most
+    of them with inserted zeros. Same numbers as :func:`conv_transpose2d_loops`, all stamps at once.
+    """
+    s, p, op, d, G, _ = _check_transpose_args(input, weight, bias, stride, padding, output_padding, groups, dilation)
+    unbatched = input.ndim == 3
+    x = input.unsqueeze(0) if unbatched else input  # (B, C_in, H, W)
+    B, Cin, H, W = x.shape
+    _, Cog, kh, kw = weight.shape
+    xg = x.reshape(B, G, Cin // G, H * W)  # (B, G, C_in/G, H W): X_g, one column per input pixel
+    wg = weight.reshape(G, Cin // G, Cog * kh * kw)  # (G, C_in/G, C_out/G kH kW): W_g, one row per input channel
+    cols = wg.transpose(1, 2) @ xg  # (B, G, C_out/G kH kW, H W): W_g^T X_g, broadcast over the batch
+    cols = cols.reshape(B, G * Cog * kh * kw, H * W)  # (B, C_out kH kW, H W): fold's layout, channel-major
+    canvas = ((H - 1) * s[0] + d[0] * (kh - 1) + 1, (W - 1) * s[1] + d[1] * (kw - 1) + 1)  # where stamps land
+    y = torch.nn.functional.fold(cols, canvas, (kh, kw), dilation=d, stride=s)  # (B, C_out, *canvas): summed
+    # negative amounts crop p from every border; output_padding - p at the bottom/right is > 0 only where the kept
+    # rows run past the canvas: zeros, padded here because fold infers its H x W grid of stamps from its output size
+    y = torch.nn.functional.pad(y, (-p[1], op[1] - p[1], -p[0], op[0] - p[0]))  # (B, C_out, H_out, W_out)
+    if bias is not None:
+        y = y + bias.view(1, -1, 1, 1)  # one bias per output channel
+    return y.squeeze(0) if unbatched else y
+
+
+def conv_transpose2d_zero_insertion(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: IntPair = 1,
+    padding: IntPair = 0,
+    output_padding: IntPair = 0,
+    groups: int = 1,
+    dilation: IntPair = 1,
+) -> torch.Tensor:
+    """Transposed convolution as a stride-1 convolution of a zero-inserted input, the same result as
+    ``torch.nn.functional.conv_transpose2d`` and :func:`conv_transpose2d`.
 
     Shapes: input (B, C_in, H, W) or (C_in, H, W); weight (C_in, C_out/G, kH, kW); bias (C_out,) or None;
     output (B, C_out, H_out, W_out) with ``H_out = (H - 1) s - 2p + d (kH - 1) + output_padding + 1``.
