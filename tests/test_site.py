@@ -139,3 +139,18 @@ def test_no_page_carries_a_launch_configuration_for_another_repository(site_dir)
     leftovers = [str(p.relative_to(site_dir)) for p in site_dir.rglob("*.html")
                  if "text/x-thebe-config" in (text := p.read_text(encoding="utf-8")) or "binder-examples" in text]
     assert not leftovers, f"pages with a thebe/Binder launch configuration: {leftovers[:5]}"
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_no_page_scrolls_sideways(browser, site_url, width):
+    """The page itself never scrolls sideways (code blocks may scroll inside their own box)."""
+    context = browser.new_context(viewport={"width": width, "height": 844})
+    page = context.new_page()
+    wide = []
+    for path in toc_pages():
+        page.goto(f"{site_url}/{path}", wait_until="load")
+        scroll, client = page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        if scroll > client:
+            wide.append(f"{path} ({scroll} px in {client} px)")
+    context.close()
+    assert not wide, f"at {width} px these pages scroll sideways: {wide}"
