@@ -62,7 +62,7 @@ bench-build: $(STAMP) $(MATHJAX)
 	$(BIN)/python benchmarks/build.py $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks book
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis
