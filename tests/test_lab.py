@@ -13,6 +13,7 @@ thing in JupyterLab itself.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import os
@@ -42,15 +43,19 @@ def _notebooks() -> list[Path]:
     return sorted(p for p in BOOK.rglob("*.ipynb") if "_build" not in p.parts and ".ipynb_checkpoints" not in p.parts)
 
 
+@functools.cache
 def _lab_metadata() -> dict:
     """The notebook metadata JupyterLab writes on opening a chapter with this environment's Python 3 kernel."""
-    from ipykernel.ipkernel import IPythonKernel
     from jupyter_client.kernelspec import KernelSpecManager
 
     spec = KernelSpecManager().get_kernel_spec("python3")
+    # asked in a separate process: importing ipykernel here would make tqdm.auto in later tests think it runs in a
+    # notebook (and draw its bars as widgets instead of writing to stderr)
+    code = "import json; from ipykernel.ipkernel import IPythonKernel as K; print(json.dumps(K.language_info))"
+    info = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     return {
         "kernelspec": {"display_name": spec.display_name, "language": spec.language, "name": "python3"},
-        "language_info": dict(IPythonKernel.language_info),
+        "language_info": info,
     }
 
 
