@@ -31,7 +31,8 @@ CHAPTERS = [ROOT / p.replace(".html", ".ipynb") for p in toc_pages() if (ROOT / 
 @pytest.fixture(scope="session")
 def chapter_runs():
     """Execute every chapter in static-widget mode, as the site build does; the build then reads the same cache."""
-    return execute_chapters(CHAPTERS, default_cache_dir(ROOT), package_dir=PACKAGE, requirements=ROOT / "requirements.txt",
+    return execute_chapters(CHAPTERS, default_cache_dir(ROOT), package_dir=PACKAGE,
+                            requirements=ROOT / "requirements.txt",
                             data_dir=data_root(), widgets="static")
 
 

@@ -225,7 +225,8 @@ def test_sliders_work_by_keyboard_in_jupyterlab(lab_page, lab):
 
     # -- live ipywidgets figures: in each, the bars line up; a pending render dims the image
     figures = page.locator(".widget-vbox:has(img.dlbook-live-frame)")
-    two_sliders = [figures.nth(n) for n in range(figures.count()) if figures.nth(n).locator(".widget-slider").count() > 1]
+    two_sliders = [figures.nth(n) for n in range(figures.count())
+                   if figures.nth(n).locator(".widget-slider").count() > 1]
     assert two_sliders, f"{CHAPTER} has no live figure with two sliders any more: choose another chapter"
     for figure in two_sliders:
         figure.scroll_into_view_if_needed()

@@ -21,7 +21,8 @@ def test_page_loads_without_errors(page, site_url, path):
     page.wait_for_timeout(300)  # let MathJax and the slider scripts run
     errors = real_errors(page.js_errors, site_url)
     assert not errors, f"{path}: JavaScript errors: {errors}"
-    broken = page.evaluate("() => [...document.images].filter(i => i.complete && i.naturalWidth === 0).map(i => i.src.slice(0, 80))")
+    broken = page.evaluate(
+        "() => [...document.images].filter(i => i.complete && i.naturalWidth === 0).map(i => i.src.slice(0, 80))")
     assert not broken, f"{path}: images that did not load: {broken}"
 
 
@@ -149,7 +150,8 @@ def test_no_page_scrolls_sideways(browser, site_url, width):
     wide = []
     for path in toc_pages():
         page.goto(f"{site_url}/{path}", wait_until="load")
-        scroll, client = page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        scroll, client = page.evaluate(
+            "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
         if scroll > client:
             wide.append(f"{path} ({scroll} px in {client} px)")
     context.close()

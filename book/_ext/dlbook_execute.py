@@ -77,7 +77,8 @@ def data_state(data_dir: Path) -> str:
     """What datasets are present: every file under the data folder with its size (a download changes it)."""
     if not data_dir.is_dir():
         return "no data folder"
-    return "\n".join(f"{p.relative_to(data_dir)} {p.stat().st_size}" for p in sorted(data_dir.rglob("*")) if p.is_file())
+    files = sorted(p for p in data_dir.rglob("*") if p.is_file())
+    return "\n".join(f"{p.relative_to(data_dir)} {p.stat().st_size}" for p in files)
 
 
 def chapter_key(nb: nbformat.NotebookNode, code_hash: str, package_dir: Path, requirements: Path,
