@@ -67,7 +67,8 @@ def check_static_slider_figure(widget) -> int:
         key = "|".join(f"{k}={v}" for k, v in values.items())
         assert key != before_key, f"moving slider {s.get_attribute('data-param')} did not change the settings"
         assert img.get_attribute("data-key") == key
-        expected = f"data:{data['mime']};base64," + data["images"][data["frames"][key]]
+        frame = data["frames"][key]
+        expected = data["urls"][frame] if "urls" in data else f"data:{data['mime']};base64," + data["images"][frame]
         src = img.get_attribute("src")
         assert src == expected, f"after moving {s.get_attribute('data-param')} the figure is not the frame for {key}"
         if data["frames"][key] != data["frames"][before_key]:

@@ -5,11 +5,28 @@
   pointing at an unrelated example repository. Its scripts and its configuration are dropped.
 - The theme logs an error on a first visit, when no colour mode is stored yet; a default mode avoids it.
 - The sidebar buttons do nothing with the theme versions Jupyter Book 1 installs; ``dlbook-nav.js`` mends them.
+- A static slider figure carries its frames inline (base64), so that it works in Jupyter without a server. On the site
+  the frames become files under ``_images/frames/`` (named by their content, so a frame used twice is stored once),
+  which the page fetches when a slider shows them: a chapter's HTML stays small.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import html
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
 from docutils import nodes
+
+# One static slider figure, as dlbook.widgets writes it: the first frame's <img>, then the JSON with every frame.
+_FIGURE = re.compile(r'(<img class="dlbook-frame"[^>]*?src=")data:[^"]*(">)'
+                     r'(<script type="application/json" class="dlbook-data">)(.*?)(</script>)', re.S)
+_EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "image/svg+xml": ".svg"}
 
 
 def _drop_thebe(app, pagename, templatename, context, doctree):
@@ -34,7 +51,48 @@ def _default_mode(app, config):
     config.html_context = context
 
 
+def _write_once(path: Path, content: bytes) -> None:
+    """Write ``content`` to ``path`` unless it is there; atomic, so parallel writers never leave half a file."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent)
+    with os.fdopen(fd, "wb") as f:
+        f.write(content)
+    os.replace(tmp, path)
+
+
+def frames_as_files(body: str, outdir: Path, url_of) -> str:
+    """Move every static slider figure's inline frames into files; return the page body that points at them.
+
+    ``url_of(name)`` turns a path under the output folder into a URL relative to the page.
+    """
+    def move(match: re.Match) -> str:
+        data = json.loads(match.group(4))
+        ext = _EXTENSIONS.get(data["mime"], ".img")
+        urls = []
+        for image in data.pop("images"):
+            content = base64.b64decode(image)
+            name = f"_images/frames/{hashlib.sha256(content).hexdigest()[:20]}{ext}"
+            _write_once(outdir / name, content)
+            urls.append(url_of(name))
+        data["urls"] = urls
+        key = re.search(r'data-key="([^"]*)"', match.group(1)).group(1)
+        first = urls[data["frames"][html.unescape(key)]]
+        payload = json.dumps(data).replace("</", "<\\/")
+        return f"{match.group(1)}{first}{match.group(2)}{match.group(3)}{payload}{match.group(5)}"
+
+    return _FIGURE.sub(move, body)
+
+
+def _frames(app, pagename, templatename, context, doctree):
+    if "body" in context and "dlbook-data" in context["body"]:
+        context["body"] = frames_as_files(context["body"], Path(app.outdir),
+                                          lambda name: context["pathto"](name, 1))
+
+
 def setup(app):
+    app.connect("html-page-context", _frames)
     app.connect("config-inited", _default_mode)
     app.connect("html-page-context", _drop_thebe, priority=900)
     app.connect("doctree-resolved", _drop_thebe_config, priority=900)  # after sphinx-thebe has added it

@@ -353,8 +353,24 @@ _STATIC_JS = """
       parts.push(name + "=" + label);
     });
     var key = parts.join("|");
-    img.src = "data:" + data.mime + ";base64," + data.images[data.frames[key]];
+    img.src = source(data.frames[key]);
     img.dataset.key = key;
+    prefetch(parts);
+  }
+  // In Jupyter the frames are inline; on the site they are files (data.urls), fetched when first shown.
+  function source(i) { return data.urls ? data.urls[i] : "data:" + data.mime + ";base64," + data.images[i]; }
+  // Load the frames one slider step away, so that the next move shows a frame already in the browser's cache.
+  function prefetch(parts) {
+    if (!data.urls) { return; }
+    inputs.forEach(function (input, n) {
+      [-1, 1].forEach(function (step) {
+        var labels = data.labels[input.dataset.param], v = Number(input.value) + step;
+        if (v < 0 || v >= labels.length) { return; }
+        var next = parts.slice();
+        next[n] = input.dataset.param + "=" + labels[v];
+        new Image().src = source(data.frames[next.join("|")]);
+      });
+    });
   }
   inputs.forEach(function (input) { input.addEventListener("input", show); });
   show();
