@@ -19,12 +19,11 @@ from dlbook.autoencoders import (
     ACTIVATIONS,
     VAE,
     AEConfig,
-    AEHistory,
     Autoencoder,
     VAEConfig,
-    VAEHistory,
     activate,
     aggregate_log_density,
+    autoencoder_loss,
     bernoulli_nll,
     code_sparsity,
     contractive_penalty,
@@ -44,6 +43,7 @@ from dlbook.autoencoders import (
     train_vae,
     vae_loss,
 )
+from dlbook.training import History
 
 F64 = torch.float64
 TORCH_ACT = {"linear": lambda a: a, "relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
@@ -584,7 +584,7 @@ def test_aggregate_log_density_rejects_bad_arguments():
 # ------------------------------------------------------------------------------------------------ training
 @pytest.mark.parametrize("field,value,error", [
     ("epochs", 0, ValueError), ("batch_size", 0, ValueError), ("lr", 0.0, ValueError), ("seed", -1, ValueError),
-    ("weight_decay", -1.0, ValueError), ("sparsity", float("nan"), TypeError), ("noise_std", "0.1", TypeError),
+    ("weight_decay", -1.0, ValueError), ("sparsity", float("nan"), ValueError), ("noise_std", "0.1", TypeError),
     ("contractive", -0.5, ValueError), ("weight_l1", -1e-3, ValueError),
 ])
 def test_ae_config_rejects_bad_values(field, value, error):
@@ -624,15 +624,32 @@ def test_train_autoencoder_learns_and_repeats_exactly(kwargs):
         ae = Autoencoder(6, 3, (5,), generator=gen(0), dtype=F64)
         runs.append((ae, train_autoencoder(ae, x, config)))
     (a, ha), (b, hb) = runs
-    assert isinstance(ha, AEHistory) and ha.config is config
-    assert len(ha.loss) == len(ha.reconstruction) == len(ha.penalty) == 15
-    assert ha.loss == hb.loss  # same seeds, same run
+    assert isinstance(ha, History) and set(ha.metrics) == {"loss", "reconstruction", "penalty"}
+    assert len(ha["loss"]) == len(ha["reconstruction"]) == len(ha["penalty"]) == 15
+    assert ha.epoch_steps[0] == 6  # 120 examples in batches of 20
+    assert ha["loss"] == hb["loss"]  # same seeds, same run
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.equal(p, q)
-    assert ha.reconstruction[-1] < 0.7 * ha.reconstruction[0]
+    assert ha["reconstruction"][-1] < 0.7 * ha["reconstruction"][0]
     has_penalty = any(kwargs.get(k, 0) > 0 for k in ("weight_decay", "weight_l1", "sparsity", "contractive"))
-    assert (min(ha.penalty) > 0) == has_penalty
-    torch.testing.assert_close(torch.tensor(ha.loss), torch.tensor(ha.reconstruction) + torch.tensor(ha.penalty))
+    assert (min(ha["penalty"]) > 0) == has_penalty
+    loss, reconstruction, penalty = (torch.tensor(ha[name]) for name in ("loss", "reconstruction", "penalty"))
+    torch.testing.assert_close(loss, reconstruction + penalty)
+
+
+def test_autoencoder_loss_is_the_reconstruction_plus_the_weighted_penalties():
+    x = _blobs(30)
+    ae = Autoencoder(6, 3, (5,), code_activation="relu", generator=gen(0), dtype=F64)
+    with torch.no_grad():
+        rec = reconstruction_error(ae(x), x).mean()
+        loss, parts = autoencoder_loss(ae, x, AEConfig())
+        assert loss.item() == rec.item() == parts["reconstruction"].item() and parts["penalty"].item() == 0.0
+        loss, parts = autoencoder_loss(ae, x, AEConfig(sparsity=0.5))
+        torch.testing.assert_close(loss, rec + 0.5 * sparsity_penalty(ae.encode(x)))
+        torch.testing.assert_close(parts["penalty"], loss - rec)
+        noisy, _ = autoencoder_loss(ae, x, AEConfig(noise_std=0.3), gen(1))
+        corrupted = corrupt(x, 0.3, gen(1))
+        torch.testing.assert_close(noisy, reconstruction_error(ae.decode(ae.encode(corrupted)), x).mean())
 
 
 def test_contractive_training_uses_the_same_penalty_for_deep_and_shallow_encoders():
@@ -642,7 +659,7 @@ def test_contractive_training_uses_the_same_penalty_for_deep_and_shallow_encoder
     # one full batch with a negligible step: the logged penalty is the penalty at the initial weights
     fresh = Autoencoder(4, 3, code_activation="sigmoid", generator=gen(0), dtype=F64)
     expected = contractive_penalty(fresh.encode, x).detach()
-    assert h.penalty[0] == pytest.approx(float(expected), rel=1e-6)
+    assert h["penalty"][0] == pytest.approx(float(expected), rel=1e-6)
 
 
 def test_sparsity_penalty_makes_the_code_sparser():
@@ -688,10 +705,10 @@ def test_train_vae_learns_and_repeats_exactly():
         vae = VAE(8, 2, (16,), generator=gen(0), dtype=F64)
         runs.append((vae, train_vae(vae, x, config)))
     (a, ha), (b, hb) = runs
-    assert isinstance(ha, VAEHistory) and len(ha.loss) == len(ha.kl) == len(ha.reconstruction) == 20
-    assert ha.loss == hb.loss
-    assert ha.loss[-1] < ha.loss[0]
-    torch.testing.assert_close(torch.tensor(ha.loss), torch.tensor(ha.reconstruction) + torch.tensor(ha.kl))
+    assert isinstance(ha, History) and len(ha["loss"]) == len(ha["kl"]) == len(ha["reconstruction"]) == 20
+    assert ha["loss"] == hb["loss"]
+    assert ha["loss"][-1] < ha["loss"][0]
+    torch.testing.assert_close(torch.tensor(ha["loss"]), torch.tensor(ha["reconstruction"]) + torch.tensor(ha["kl"]))
 
 
 def test_larger_beta_gives_a_smaller_kl():
@@ -699,7 +716,7 @@ def test_larger_beta_gives_a_smaller_kl():
     kls = []
     for beta in (0.5, 4.0):
         vae = VAE(8, 2, (16,), generator=gen(0), dtype=F64)
-        kls.append(train_vae(vae, x, VAEConfig(epochs=20, batch_size=30, lr=1e-2, beta=beta)).kl[-1])
+        kls.append(train_vae(vae, x, VAEConfig(epochs=20, batch_size=30, lr=1e-2, beta=beta))["kl"][-1])
     assert kls[1] < kls[0]
 
 

@@ -924,13 +924,16 @@ def test_fit_full_batch_history_and_determinism():
     for _ in range(2):
         torch.manual_seed(0)
         model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2)).double()
-        runs.append(fit_full_batch(model, (x, y), (xv, yv), steps=45, lr=0.01, eval_every=10))
+        runs.append(fit_full_batch(model, (x, y), (xv, yv), steps=50, lr=0.01, eval_every=10))
     h = runs[0]
     assert h == runs[1]
-    assert h.steps == (10, 20, 30, 40, 45)
-    assert len(h.train_loss) == len(h.val_loss) == len(h.val_accuracy) == 5
-    assert h.train_loss[-1] < h.train_loss[0]
-    assert all(0.0 <= a <= 1.0 for a in h.val_accuracy)
+    assert h.epoch_steps == [10, 20, 30, 40, 50] and h.steps == 50
+    assert len(h["train_loss"]) == len(h["val_loss"]) == len(h["val_accuracy"]) == 5
+    assert h["train_loss"][-1] < h["train_loss"][0]
+    assert all(0.0 <= a <= 1.0 for a in h["val_accuracy"])
+    # "train_loss" is measured at the end of each epoch, "loss" is the mean over the epoch's steps, each measured
+    # before its update: while the loss falls, the mean is above the end
+    assert h["loss"][-1] > h["train_loss"][-1]
 
 
 def test_fit_full_batch_penalty_is_added_to_the_loss():
@@ -948,7 +951,7 @@ def test_fit_full_batch_penalty_is_added_to_the_loss():
     reg = torch.nn.Linear(6, 1).double()
     h = fit_full_batch(reg, (x, y.double()[:, None]), (xv, yv.double()[:, None]), steps=20, loss_fn=F.mse_loss,
                        penalty=lambda m, inp: 0.1 * input_gradient_penalty(m, inp))
-    assert h.val_accuracy == ()
+    assert "val_accuracy" not in h.metrics and len(h["val_loss"]) == 2
 
 
 def test_fit_full_batch_rejects_bad_arguments():
@@ -958,5 +961,7 @@ def test_fit_full_batch_rejects_bad_arguments():
         fit_full_batch(model, (x, y), (xv, yv), steps=0)
     with pytest.raises(ValueError, match="eval_every"):
         fit_full_batch(model, (x, y), (xv, yv), steps=5, eval_every=0)
+    with pytest.raises(ValueError, match="steps"):
+        fit_full_batch(model, (x, y), (xv, yv), steps=15, eval_every=10)
     with pytest.raises(TypeError, match="model"):
         fit_full_batch(lambda t: t, (x, y), (xv, yv), steps=5)

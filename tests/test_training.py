@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import matplotlib
@@ -14,18 +13,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import DataLoader, TensorDataset
 
+from dlbook.plotting import plot_history, plot_learning_curves
 from dlbook.training import (
     History,
-    TrainConfig,
+    ShuffledBatches,
     accumulate_gradients,
+    classification_loss,
     evaluate,
-    fit,
     gradients,
     minibatch_gradient_variance,
     per_example_gradients,
-    plot_history,
-    plot_learning_curves,
     predicted_gradient_variance,
+    simulate_data_parallel,
+    train,
     train_data_parallel,
     train_single_process,
 )
@@ -52,46 +52,58 @@ def loader(x, y, batch_size, seed=0, shuffle=True):
                       generator=torch.Generator().manual_seed(seed))
 
 
-# -------------------------------------------------------------------------------------------------- config
-def test_config_is_frozen():
-    config = TrainConfig()
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        config.lr = 1.0  # type: ignore[misc]
+def fit(model, batches, epochs, lr=0.1, momentum=0.0, **kwargs):
+    """The loop with plain SGD and the cross-entropy of a classifier, as the chapter runs it."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    return train(model, batches, classification_loss, optimizer, epochs=epochs, **kwargs)
 
 
-@pytest.mark.parametrize(
-    "kwargs, match",
-    [
-        (dict(epochs=0), "epochs"),
-        (dict(epochs=1.5), "epochs"),
-        (dict(lr=0.0), "lr"),
-        (dict(lr="0.1"), "lr"),
-        (dict(momentum=1.0), "momentum"),
-        (dict(momentum=-0.1), "momentum"),
-        (dict(accumulation_steps=0), "accumulation_steps"),
-        (dict(accumulation_steps=True), "accumulation_steps"),
-    ],
-)
-def test_config_rejects_bad_values(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        TrainConfig(**kwargs)
+def validation(data):
+    def measure(model):
+        result = evaluate(model, data, F.cross_entropy)
+        return {"val_loss": result["loss"], "val_accuracy": result["accuracy"]}
+    return measure
 
 
-# ----------------------------------------------------------------------------------------------------- fit
-def test_fit_reduces_the_loss_and_records_everything():
+# ------------------------------------------------------------------------------------------------ the loop
+def test_train_reduces_the_loss_and_records_everything():
     x, y = blobs()
     model = small_net()
     before = evaluate(model, loader(x, y, 40, shuffle=False), F.cross_entropy)
-    config = TrainConfig(epochs=6, lr=0.2, progress=False)
-    history = fit(model, loader(x, y, 16), F.cross_entropy, config, val_loader=loader(x, y, 50, shuffle=False))
-    assert isinstance(history, History) and history.config is config
-    assert history.steps_per_epoch == math.ceil(120 / 16) == 8
+    history = fit(model, loader(x, y, 16), epochs=6, lr=0.2, evaluate=validation(loader(x, y, 50, shuffle=False)))
+    assert isinstance(history, History)
+    assert history.epoch_steps == [8 * e for e in range(1, 7)] and 8 == math.ceil(120 / 16)
     assert history.steps == 6 * 8 == len(history.step_examples)
     assert history.step_examples[-1] == 6 * 120 and history.step_examples[7] == 120
-    assert len(history.epoch_loss) == len(history.val_loss) == len(history.val_accuracy) == 6
-    assert history.val_loss[-1] < 0.5 * before["loss"]
-    assert history.epoch_loss[-1] < history.epoch_loss[0]
-    assert history.val_accuracy[-1] > 0.9 > before["accuracy"]
+    assert set(history.metrics) == {"loss", "val_loss", "val_accuracy"}
+    assert len(history["loss"]) == len(history["val_loss"]) == len(history["val_accuracy"]) == 6
+    assert history["val_loss"][-1] < 0.5 * before["loss"]
+    assert history["loss"][-1] < history["loss"][0]
+    assert history["val_accuracy"][-1] > 0.9 > before["accuracy"]
+    assert not model.training  # left in eval mode
+
+
+def test_the_epoch_loss_is_the_mean_of_the_step_losses_weighted_by_batch_size():
+    x, y = blobs(50)
+    history = fit(small_net(), loader(x, y, 16), epochs=2)  # batches of 16, 16, 16, 2
+    weights = np.array([16, 16, 16, 2] * 2, dtype=float)
+    per_step = np.array(history.step_loss) * weights
+    np.testing.assert_allclose(history["loss"], [per_step[:4].sum() / 50, per_step[4:].sum() / 50], rtol=1e-12)
+
+
+def test_named_parts_of_the_loss_are_recorded_per_epoch():
+    x, y = blobs(40)
+
+    def loss_with_parts(model, batch):
+        data = classification_loss(model, batch)
+        penalty = 0.01 * sum(p.pow(2).sum() for p in model.parameters())
+        return data + penalty, {"data": data, "penalty": penalty}
+
+    model = small_net()
+    history = train(model, loader(x, y, 10), loss_with_parts, torch.optim.SGD(model.parameters(), lr=0.1), epochs=3)
+    assert set(history.metrics) == {"loss", "data", "penalty"}
+    np.testing.assert_allclose(history["loss"], np.add(history["data"], history["penalty"]), rtol=1e-12)
+    assert min(history["penalty"]) > 0
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, 16, 120])
@@ -102,55 +114,64 @@ def test_equal_epochs_use_every_example_equally_often_whatever_the_batch_size(ba
     index = torch.arange(len(x))  # the targets carry each example's index
     seen: list[int] = []
 
-    def recording_loss(out, targets):
+    def recording_loss(model, batch):
+        inputs, targets = batch
         seen.extend(targets.tolist())
-        return out.pow(2).mean()
+        return model(inputs).pow(2).mean()
 
     model = torch.nn.Linear(4, 3).double()
-    history = fit(model, loader(x, index, batch_size), recording_loss, TrainConfig(epochs=3, progress=False))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    history = train(model, loader(x, index, batch_size), recording_loss, optimizer, epochs=3)
     assert history.steps == 3 * math.ceil(len(x) / batch_size)
     assert np.bincount(seen, minlength=len(x)).tolist() == [3] * len(x)
     seen.clear()
     dropping = DataLoader(TensorDataset(x, index), batch_size=batch_size, shuffle=True, drop_last=True,
                           generator=torch.Generator().manual_seed(0))
-    fit(model, dropping, recording_loss, TrainConfig(epochs=1, progress=False))
+    train(model, dropping, recording_loss, optimizer, epochs=1)
     assert len(seen) == len(x) - len(x) % batch_size == len(set(seen))  # drop_last: the remainder is left out
 
 
-def test_fit_is_deterministic():
+def test_train_is_deterministic():
     x, y = blobs()
     runs = []
     for _ in range(2):
         model = small_net(seed=3)
-        h = fit(model, loader(x, y, 10, seed=5), F.cross_entropy, TrainConfig(epochs=3, lr=0.1, momentum=0.9,
-                                                                                 progress=False))
+        h = fit(model, loader(x, y, 10, seed=5), epochs=3, lr=0.1, momentum=0.9)
         runs.append((h.step_loss, [p.detach().clone() for p in model.parameters()]))
     assert runs[0][0] == runs[1][0]
     assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1], strict=True))
-    other = small_net(seed=3)
-    h = fit(other, loader(x, y, 10, seed=6), F.cross_entropy, TrainConfig(epochs=3, lr=0.1, progress=False))
+    h = fit(small_net(seed=3), loader(x, y, 10, seed=6), epochs=3, lr=0.1)
     assert h.step_loss != runs[0][0]  # a different shuffle gives a different run: the check above can fail
 
 
-def test_fit_shows_a_progress_bar_unless_disabled(capsys):
+def test_shuffled_batches_draw_a_new_order_every_pass_from_their_generator():
+    data = torch.arange(10)
+    batches = ShuffledBatches(data, 4, torch.Generator().manual_seed(0))
+    first, second = list(batches), list(batches)
+    assert len(batches) == 3 and [len(b) for b in first] == [4, 4, 2]
+    assert sorted(torch.cat(first).tolist()) == list(range(10)) == sorted(torch.cat(second).tolist())
+    assert not torch.equal(torch.cat(first), torch.cat(second))
+    again = ShuffledBatches(data, 4, torch.Generator().manual_seed(0))
+    assert torch.equal(torch.cat(list(again)), torch.cat(first))  # the same seed, the same order
+
+
+def test_train_shows_a_progress_bar_only_when_asked(capsys):
     x, y = blobs(30)
-    fit(small_net(), loader(x, y, 10), F.cross_entropy, TrainConfig(epochs=2, progress=True))
+    fit(small_net(), loader(x, y, 10), epochs=2, progress=True)
     assert "6/6" in capsys.readouterr().err  # tqdm writes to stderr outside a notebook
-    fit(small_net(), loader(x, y, 10), F.cross_entropy, TrainConfig(epochs=2, progress=False))
+    fit(small_net(), loader(x, y, 10), epochs=2)
     assert capsys.readouterr().err == ""
 
 
 @pytest.mark.parametrize("k, small", [(2, 10), (4, 8), (3, 16)])
-def test_fit_with_accumulation_equals_the_bigger_batch(k, small):
+def test_train_with_accumulation_equals_the_bigger_batch(k, small):
     x, y = blobs(100)
     # The same seed gives the same permutation whatever the batch size, so k consecutive small batches are
     # exactly one big batch; at the end of an epoch the last group is smaller on both sides.
     a, b = small_net(), small_net()
-    ha = fit(a, loader(x, y, small, seed=2), F.cross_entropy,
-             TrainConfig(epochs=3, lr=0.3, momentum=0.5, accumulation_steps=k, progress=False))
-    hb = fit(b, loader(x, y, small * k, seed=2), F.cross_entropy, TrainConfig(epochs=3, lr=0.3, momentum=0.5,
-                                                                                progress=False))
-    assert ha.steps_per_epoch == hb.steps_per_epoch == math.ceil(100 / (small * k))
+    ha = fit(a, loader(x, y, small, seed=2), epochs=3, lr=0.3, momentum=0.5, accumulation_steps=k)
+    hb = fit(b, loader(x, y, small * k, seed=2), epochs=3, lr=0.3, momentum=0.5)
+    assert ha.epoch_steps == hb.epoch_steps == [e * math.ceil(100 / (small * k)) for e in (1, 2, 3)]
     np.testing.assert_allclose(ha.step_loss, hb.step_loss, rtol=1e-12)
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-12)
@@ -163,9 +184,9 @@ def test_accumulate_gradients_equals_one_big_batch(cuts, seed):
     model = small_net(seed)
     edges = [0, *sorted(cuts), 30]
     pieces = [(x[i:j], y[i:j]) for i, j in zip(edges[:-1], edges[1:], strict=True)]  # unequal sizes
-    loss = accumulate_gradients(model, F.cross_entropy, pieces)
+    loss = accumulate_gradients(model, classification_loss, pieces)["loss"]
     small = gradients(model)
-    big = accumulate_gradients(model, F.cross_entropy, [(x, y)])
+    big = accumulate_gradients(model, classification_loss, [(x, y)])["loss"]
     assert loss == pytest.approx(big, rel=1e-12)
     for a, b in zip(small, gradients(model), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
@@ -179,7 +200,7 @@ def test_unweighted_accumulation_would_be_wrong():
     """The n_i / N weights matter: summing the micro-batch means of unequal batches is not the big-batch mean."""
     x, y = blobs(30)
     model = small_net()
-    accumulate_gradients(model, F.cross_entropy, [(x, y)])
+    accumulate_gradients(model, classification_loss, [(x, y)])
     big = gradients(model)
     model.zero_grad()
     for i, j in [(0, 5), (5, 30)]:
@@ -207,11 +228,12 @@ def test_evaluate_weights_batches_and_restores_the_mode():
 @pytest.mark.parametrize(
     "call, exc, match",
     [
-        (lambda: fit(lambda x: x, [], F.cross_entropy, TrainConfig()), TypeError, "model"),
-        (lambda: fit(small_net(), 3, F.cross_entropy, TrainConfig()), TypeError, "loader"),
-        (lambda: fit(small_net(), [], F.cross_entropy, {"lr": 0.1}), TypeError, "config"),
+        (lambda: fit(small_net(), [], epochs=0), ValueError, "epochs"),
+        (lambda: fit(small_net(), [], epochs=1.5), TypeError, "epochs"),
+        (lambda: fit(small_net(), [], epochs=1, accumulation_steps=0), ValueError, "accumulation_steps"),
+        (lambda: fit(small_net(), [], epochs=1, accumulation_steps=True), TypeError, "accumulation_steps"),
         (lambda: evaluate(small_net(), [], F.cross_entropy), ValueError, "loader"),
-        (lambda: accumulate_gradients(small_net(), F.cross_entropy, []), ValueError, "batches"),
+        (lambda: accumulate_gradients(small_net(), classification_loss, []), ValueError, "batches"),
     ],
 )
 def test_bad_arguments_name_the_parameter(call, exc, match):
@@ -224,10 +246,9 @@ def test_plots_return_figures_and_check_their_arguments():
     x, y = blobs(40)
     histories = {}
     for b in (8, 20):
-        histories[f"B={b}"] = fit(small_net(), loader(x, y, b), F.cross_entropy,
-                                  TrainConfig(epochs=2, progress=False), val_loader=[(x, y)])
+        histories[f"B={b}"] = fit(small_net(), loader(x, y, b), epochs=2, evaluate=validation([(x, y)]))
     fig = plot_history(histories["B=8"], title="t")
-    assert len(fig.axes) == 3 and len(fig.axes[0].lines[0].get_xdata()) == 10
+    assert len(fig.axes) == 3 and len(fig.axes[0].lines[0].get_xdata()) == 10 and len(fig.axes[1].lines) == 2
     for axis in ("epoch", "step", "examples"):
         fig = plot_learning_curves(histories, x=axis, highlight="B=20")
         xs = fig.axes[0].lines[-1].get_xdata()
@@ -235,7 +256,7 @@ def test_plots_return_figures_and_check_their_arguments():
     with pytest.raises(ValueError, match="x"):
         plot_learning_curves(histories, x="time")
     with pytest.raises(ValueError, match="metric"):
-        plot_learning_curves(histories, metric="accuracy")
+        plot_learning_curves(histories, metric="accuracy")  # the histories hold "val_accuracy"
     with pytest.raises(ValueError, match="highlight"):
         plot_learning_curves(histories, highlight="B=3")
 
@@ -293,7 +314,11 @@ def test_data_parallel_equals_one_process_on_the_combined_batch():
     before = [p.detach().clone() for p in model.parameters()]
     ddp = train_data_parallel(model, batches, lr=0.5, world_size=2, timeout=180)
     one = train_single_process(model, batches, lr=0.5)
+    simulated = simulate_data_parallel(model, batches, lr=0.5, world_size=2)
     assert ddp.ranks_agree
+    for step_ddp, step_sim in zip(ddp.gradients, simulated.gradients, strict=True):
+        for a, b in zip(step_ddp, step_sim, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
     assert len(ddp.gradients) == len(one.gradients) == 3
     for step_ddp, step_one in zip(ddp.gradients, one.gradients, strict=True):
         for a, b in zip(step_ddp, step_one, strict=True):
@@ -302,6 +327,30 @@ def test_data_parallel_equals_one_process_on_the_combined_batch():
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
     assert not torch.equal(one.parameters[0], before[0])  # the runs trained: the comparison is not trivial
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before, strict=True))  # caller's model untouched
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 4])
+def test_simulated_data_parallel_equals_one_process_on_the_whole_batch(world_size):
+    model = small_net(seed=4)
+    batches = _parallel_batches()
+    simulated = simulate_data_parallel(model, batches, lr=0.5, world_size=world_size)
+    one = train_single_process(model, batches, lr=0.5)
+    assert simulated.ranks_agree and len(simulated.gradients) == 3
+    for step_sim, step_one in zip(simulated.gradients, one.gradients, strict=True):
+        for a, b in zip(step_sim, step_one, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+    for a, b in zip(simulated.parameters, one.parameters, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+    # the all-reduce is what makes it so: one shard's own gradient is not the whole batch's
+    x, y = batches[0]
+    shard = small_net(seed=4)
+    F.cross_entropy(shard(x[:8]), y[:8]).backward()
+    assert not torch.allclose(shard[0].weight.grad, one.gradients[0][0])
+
+
+def test_simulated_data_parallel_needs_equal_shards():
+    with pytest.raises(ValueError, match="world_size"):
+        simulate_data_parallel(small_net(), _parallel_batches(), lr=0.1, world_size=3)
 
 
 @pytest.mark.timeout(60)

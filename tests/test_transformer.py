@@ -528,8 +528,9 @@ def test_train_lm_causal_learns():
                                       d_ff=64))
     history = train_lm(model, train, val, TrainSettings(steps=60, batch_size=8, lr=1e-2, eval_every=20),
                        generator=torch.Generator().manual_seed(0))
-    assert history["step"] == [20, 40, 60]
+    assert history.epoch_steps == [20, 40, 60] and set(history.metrics) == {"loss", "val_loss"}
     assert history["val_loss"][-1] < math.log(tok.vocab_size) - 0.8  # far better than a uniform guess
+    assert history["loss"][-1] < history["loss"][0]
     assert not model.training
 
 
@@ -549,6 +550,8 @@ def test_train_lm_masked_runs_and_checks_the_objective():
         TrainSettings(objective="denoise")
     with pytest.raises(ValueError, match="steps"):
         TrainSettings(steps=0)
+    with pytest.raises(ValueError, match="steps"):
+        TrainSettings(steps=30, eval_every=20)
 
 
 def test_next_token_probs_is_the_distribution_sample_next_draws_from():

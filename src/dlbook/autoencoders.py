@@ -36,11 +36,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
-from dlbook._checks import check_tensor, non_negative_int, positive_int
+from dlbook._checks import check_tensor, non_negative_int, number, positive_int
+from dlbook.training import History, ShuffledBatches, train
 
 __all__ = [
     "ACTIVATIONS",
@@ -65,10 +66,9 @@ __all__ = [
     "importance_log_likelihood",
     "aggregate_log_density",
     "AEConfig",
-    "AEHistory",
+    "autoencoder_loss",
     "train_autoencoder",
     "VAEConfig",
-    "VAEHistory",
     "train_vae",
 ]
 
@@ -630,20 +630,16 @@ def aggregate_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tenso
 def _check_config_fields(config: object, ints: Sequence[str], positives: Sequence[str],
                          non_negatives: Sequence[str]) -> None:
     for name in ints:
-        value = getattr(config, name)
-        if name == "seed":
-            non_negative_int(value, name)
-        else:
-            positive_int(value, name)
+        (non_negative_int if name == "seed" else positive_int)(getattr(config, name), name)
     for name in positives:
-        _check_number(getattr(config, name), name, strict=True)
+        number(getattr(config, name), name, minimum=0.0, strict=True)
     for name in non_negatives:
-        _check_number(getattr(config, name), name)
+        number(getattr(config, name), name, minimum=0.0)
 
 
 @dataclass(frozen=True)
 class AEConfig:
-    """Everything :func:`train_autoencoder` needs besides the model and the data.
+    """Everything :func:`train_autoencoder` and its loss, :func:`autoencoder_loss`, need besides the model and the data.
 
     The loss of a batch is the mean over its examples of ``‖x - g(f(x̃))‖²`` plus the penalties whose weights are
     non-zero:
@@ -675,17 +671,6 @@ class AEConfig:
                              ("weight_decay", "weight_l1", "sparsity", "contractive", "noise_std"))
 
 
-@dataclass
-class AEHistory:
-    """Per epoch, means over the examples seen while training: the total ``loss``, the ``reconstruction`` error
-    ``‖x - r‖²`` and the ``penalty`` (loss minus reconstruction)."""
-
-    config: AEConfig
-    loss: list[float] = field(default_factory=list)
-    reconstruction: list[float] = field(default_factory=list)
-    penalty: list[float] = field(default_factory=list)
-
-
 def _weight_matrices(model: torch.nn.Module) -> list[torch.Tensor]:
     return [p for p in model.parameters() if p.ndim >= 2]  # each tied matrix once: parameters() deduplicates
 
@@ -694,8 +679,7 @@ def _check_training_data(model: object, x: object, methods: Sequence[str]) -> No
     if not isinstance(model, torch.nn.Module) or not all(callable(getattr(model, m, None)) for m in methods):
         raise TypeError(f"model must be a torch.nn.Module with {' and '.join(methods)} methods, got "
                         f"{type(model).__name__}")
-    _check_batch(x, "x", 2)
-    if x.shape[0] == 0:
+    if len(check_tensor(x, "x", min_ndim=2)) == 0:
         raise ValueError("x must hold at least one example")
 
 
@@ -708,46 +692,41 @@ def _contractive(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return contractive_penalty(model.encode, x)
 
 
-def train_autoencoder(model: torch.nn.Module, x: torch.Tensor, config: AEConfig) -> AEHistory:
-    """Train ``model`` (with ``encode`` and ``decode``) in place on the examples ``x`` (N, ...) with Adam.
+def autoencoder_loss(model: torch.nn.Module, x: torch.Tensor, config: AEConfig,
+                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The loss of a batch ``x`` (B, ...) as ``config`` says: the mean reconstruction error ``‖x - g(f(x̃))‖²``
+    of the clean x (x̃ = x, or ``corrupt(x, noise_std, generator)`` for a denoising autoencoder) plus the penalties
+    whose weights are non-zero. Returns ``(loss, {"reconstruction": ..., "penalty": loss - reconstruction})``."""
+    inp = corrupt(x, config.noise_std, generator) if config.noise_std > 0 else x  # (B, ...)
+    code = model.encode(inp)  # (B, Z)
+    rec = reconstruction_error(model.decode(code), x).mean()  # ()
+    loss = rec
+    if config.sparsity > 0:
+        loss = loss + config.sparsity * sparsity_penalty(code)
+    if config.contractive > 0:
+        loss = loss + config.contractive * _contractive(model, inp)
+    if config.weight_decay > 0:
+        loss = loss + config.weight_decay * sum(w.pow(2).sum() for w in _weight_matrices(model))
+    if config.weight_l1 > 0:
+        loss = loss + config.weight_l1 * sum(w.abs().sum() for w in _weight_matrices(model))
+    return loss, {"reconstruction": rec, "penalty": loss - rec}
 
-    Returns the :class:`AEHistory`. The batch order and the noise come from a generator seeded with
-    ``config.seed``; with the model initialised from a seeded generator too, a run repeats exactly.
+
+def train_autoencoder(model: torch.nn.Module, x: torch.Tensor, config: AEConfig) -> History:
+    """Train ``model`` (with ``encode`` and ``decode``) in place on the examples ``x`` (N, ...) with Adam and
+    :func:`autoencoder_loss`, in the book's one loop (:func:`dlbook.training.train`); return its history (per
+    epoch: ``"loss"``, ``"reconstruction"``, ``"penalty"``).
+
+    The batch order and the noise come from one generator seeded with ``config.seed``; with the model initialised
+    from a seeded generator too, a run repeats exactly.
     """
     _check_training_data(model, x, ("encode", "decode"))
     if not isinstance(config, AEConfig):
         raise TypeError(f"config must be an AEConfig, got {type(config).__name__}")
     gen = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    history = AEHistory(config)
-    N = x.shape[0]
-    model.train()
-    for _epoch in range(config.epochs):
-        sums = {"loss": 0.0, "reconstruction": 0.0}
-        for idx in torch.randperm(N, generator=gen).split(config.batch_size):
-            xb = x[idx]  # (b, ...)
-            inp = corrupt(xb, config.noise_std, gen) if config.noise_std > 0 else xb  # (b, ...)
-            code = model.encode(inp)  # (b, Z)
-            rec = reconstruction_error(model.decode(code), xb).mean()  # ()
-            loss = rec
-            if config.sparsity > 0:
-                loss = loss + config.sparsity * sparsity_penalty(code)
-            if config.contractive > 0:
-                loss = loss + config.contractive * _contractive(model, inp)
-            if config.weight_decay > 0:
-                loss = loss + config.weight_decay * sum(w.pow(2).sum() for w in _weight_matrices(model))
-            if config.weight_l1 > 0:
-                loss = loss + config.weight_l1 * sum(w.abs().sum() for w in _weight_matrices(model))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            sums["loss"] += float(loss.detach()) * len(idx)
-            sums["reconstruction"] += float(rec.detach()) * len(idx)
-        history.loss.append(sums["loss"] / N)
-        history.reconstruction.append(sums["reconstruction"] / N)
-        history.penalty.append((sums["loss"] - sums["reconstruction"]) / N)
-    model.eval()
-    return history
+    return train(model, ShuffledBatches(x, config.batch_size, gen),
+                 lambda m, batch: autoencoder_loss(m, batch, config, gen), optimizer, epochs=config.epochs)
 
 
 @dataclass(frozen=True)
@@ -766,49 +745,26 @@ class VAEConfig:
         _check_config_fields(self, ("epochs", "batch_size", "seed"), ("lr",), ("beta",))
 
 
-@dataclass
-class VAEHistory:
-    """Per epoch, means over the examples: ``loss`` (= reconstruction + β·KL), ``reconstruction`` (-log p(x|z))
-    and ``kl`` (KL(q(z|x) ‖ p(z))). With β = 1, ``-loss`` is the ELBO."""
-
-    config: VAEConfig
-    loss: list[float] = field(default_factory=list)
-    reconstruction: list[float] = field(default_factory=list)
-    kl: list[float] = field(default_factory=list)
-
-
-def train_vae(model: VAE, x: torch.Tensor, config: VAEConfig) -> VAEHistory:
-    """Train the :class:`VAE` in place on ``x`` (N, ...) with values in [0, 1], minimising :func:`vae_loss`.
-
-    Returns the :class:`VAEHistory`. Batch order and ε come from a generator seeded with ``config.seed``.
+def train_vae(model: VAE, x: torch.Tensor, config: VAEConfig) -> History:
+    """Train the :class:`VAE` in place on ``x`` (N, ...) with values in [0, 1], minimising :func:`vae_loss` in the
+    book's one loop (:func:`dlbook.training.train`); return its history. Per epoch it holds ``"loss"`` (=
+    reconstruction + β·KL; with β = 1, ``-loss`` is the ELBO), ``"reconstruction"`` (-log p(x|z)) and ``"kl"``
+    (KL(q(z|x) ‖ p(z))). Batch order and ε come from one generator seeded with ``config.seed``.
     """
-    _check_training_data(model, x, ("encode", "decode"))
     if not isinstance(model, VAE):
         raise TypeError(f"model must be a VAE, got {type(model).__name__}")
+    _check_training_data(model, x, ("encode", "decode"))
     if not isinstance(config, VAEConfig):
         raise TypeError(f"config must be a VAEConfig, got {type(config).__name__}")
     if float(x.min()) < 0 or float(x.max()) > 1:
-        raise ValueError(f"x must hold values in [0, 1] (Bernoulli pixels), got [{float(x.min())}, "
-                         f"{float(x.max())}]")
+        raise ValueError(f"x must hold values in [0, 1] (Bernoulli pixels), got [{float(x.min())}, {float(x.max())}]")
     gen = torch.Generator().manual_seed(config.seed)
+
+    def loss_fn(m, xb):
+        recon, mu, logvar = m(xb, gen)  # (B, ...), (B, Z), (B, Z)
+        with torch.no_grad():  # the two terms, for the history
+            parts = {"reconstruction": bernoulli_nll(recon, xb).mean(), "kl": gaussian_kl(mu, logvar).mean()}
+        return vae_loss(recon, xb, mu, logvar, config.beta), parts
+
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    history = VAEHistory(config)
-    N = x.shape[0]
-    model.train()
-    for _epoch in range(config.epochs):
-        sums = torch.zeros(3, dtype=torch.float64)  # loss, reconstruction, KL
-        for idx in torch.randperm(N, generator=gen).split(config.batch_size):
-            xb = x[idx]  # (b, ...)
-            recon, mu, logvar = model(xb, gen)  # (b, ...), (b, Z), (b, Z)
-            loss = vae_loss(recon, xb, mu, logvar, config.beta)  # ()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            with torch.no_grad():  # the two terms, for the history
-                nll, kl = bernoulli_nll(recon, xb).mean(), gaussian_kl(mu, logvar).mean()  # (), ()
-            sums += torch.tensor([float(loss.detach()), float(nll), float(kl)]) * len(idx)
-        history.loss.append(float(sums[0]) / N)
-        history.reconstruction.append(float(sums[1]) / N)
-        history.kl.append(float(sums[2]) / N)
-    model.eval()
-    return history
+    return train(model, ShuffledBatches(x, config.batch_size, gen), loss_fn, optimizer, epochs=config.epochs)

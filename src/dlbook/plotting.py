@@ -6,13 +6,13 @@ Every helper takes tensors or arrays and returns the matplotlib ``Figure`` it dr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from dlbook._checks import non_negative_int, positive_int
+from dlbook._checks import non_negative_int, one_of, positive_int
 
 __all__ = [
     "STYLE",
@@ -25,6 +25,8 @@ __all__ = [
     "sample_photo",
     "image_grid",
     "sliding_window_animation",
+    "plot_history",
+    "plot_learning_curves",
 ]
 
 STYLE: dict[str, Any] = {
@@ -249,3 +251,68 @@ def image_grid(images: torch.Tensor, ncols: int, pad: int = 1, pad_value: float 
         r, c = divmod(n, ncols)
         out[r * (H + pad) : r * (H + pad) + H, c * (W + pad) : c * (W + pad) + W] = images[n]
     return out
+
+
+# ------------------------------------------------------------------------------------------ training histories
+def plot_history(history, *, title: str | None = None):
+    """Three panels of a :class:`dlbook.training.History`: the loss of every step; training and validation loss
+    per epoch; validation accuracy (the last two where the history has them). Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(9, 2.9))
+    axes[0].plot(np.arange(1, history.steps + 1), history.step_loss, lw=0.8, color="#4c72b0")
+    axes[0].set(xlabel="optimiser step", ylabel="training loss", title="loss of each step")
+    epochs = np.arange(1, len(history.epoch_steps) + 1)
+    axes[1].plot(epochs, history["loss"], "o-", label="train")
+    if "val_loss" in history.metrics:
+        axes[1].plot(epochs, history["val_loss"], "s-", label="validation")
+    if "val_accuracy" in history.metrics:
+        axes[2].plot(epochs, history["val_accuracy"], "s-", color="#55a868")
+    axes[1].set(xlabel="epoch", ylabel="loss", title="loss per epoch")
+    axes[1].legend()
+    axes[2].set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1), title="validation accuracy")
+    for ax in axes[1:]:
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+_X_AXES = {"epoch": "epoch", "step": "optimiser steps", "examples": "examples seen"}
+
+
+def _curve(history, x: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """``metric`` at the end of each epoch, against the epoch, the step or the examples seen by then."""
+    steps = np.asarray(history.epoch_steps)
+    xs = {"epoch": np.arange(1, len(steps) + 1), "step": steps}.get(x)
+    if xs is None:
+        xs = np.asarray(history.step_examples)[steps - 1]
+    return xs, np.asarray(history[metric], dtype=float)
+
+
+def plot_learning_curves(histories: Mapping[str, Any], *, x: str = "epoch", metric: str = "val_loss",
+                         highlight: str | None = None, ax: Any = None, logx: bool = False):
+    """One curve of ``metric`` (any name in the histories' ``metrics``, e.g. ``"val_loss"``, ``"loss"``) per run
+    against ``x``: ``"epoch"``, ``"step"`` or ``"examples"`` (points at the end of each epoch). With
+    ``highlight``, that run is drawn in colour and the others in grey. Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    one_of(x, "x", tuple(_X_AXES))
+    one_of(metric, "metric", tuple(next(iter(histories.values())).metrics))
+    if highlight is not None:
+        one_of(highlight, "highlight", tuple(histories))
+    fig, ax = plt.subplots(figsize=(4.6, 3.0)) if ax is None else (ax.figure, ax)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, (name, h) in enumerate(histories.items()):
+        if highlight is None:
+            ax.plot(*_curve(h, x, metric), "-", lw=1.4, color=colours[k % len(colours)], label=name)
+        elif name != highlight:
+            ax.plot(*_curve(h, x, metric), "-", lw=0.8, color="#c8c8c8")
+    if highlight is not None:
+        ax.plot(*_curve(histories[highlight], x, metric), "o-", lw=2.0, ms=3, color="#c44e52", label=highlight)
+    if logx:
+        ax.set_xscale("log")
+    ax.set(xlabel=_X_AXES[x], ylabel=metric.replace("_", " "))
+    ax.legend()
+    return fig

@@ -28,7 +28,7 @@ at different places:
 Also here: **dropout** (:func:`dropout`, :class:`Dropout`), **early stopping**
 (:func:`early_stopping`), and the small problems the chapter measures them on:
 polynomial regression (:func:`legendre_features`, :func:`ridge_regression`) and a
-full-batch training loop that returns its history (:func:`fit_full_batch`).
+full-batch run of the book's training loop (:func:`fit_full_batch`).
 
 Conventions: parameters and gradients are sequences of tensors of any shape; the data
 loss of the regressions is ``L(w) = 1/(2N)·||X w − y||²``; every "step" function is
@@ -44,6 +44,7 @@ from dataclasses import dataclass
 import torch
 
 from dlbook._checks import non_negative_int, positive_int
+from dlbook.training import History, train
 
 __all__ = [
     "l2_penalty",
@@ -69,7 +70,6 @@ __all__ = [
     "legendre_features",
     "ridge_regression",
     "lasso_regression",
-    "FitHistory",
     "fit_full_batch",
 ]
 
@@ -677,67 +677,43 @@ def lasso_regression(features: torch.Tensor, targets: torch.Tensor, strength: fl
 
 
 # ---------------------------------------------------------------- training loop
-@dataclass(frozen=True)
-class FitHistory:
-    """What :func:`fit_full_batch` measured every ``eval_every`` steps (in ``eval()``
-    mode, without the penalty): the step, the data loss on the training and the
-    validation set, and the validation accuracy (classification only; empty for
-    regression)."""
-
-    steps: tuple[int, ...]
-    train_loss: tuple[float, ...]
-    val_loss: tuple[float, ...]
-    val_accuracy: tuple[float, ...]
-
-
 def fit_full_batch(
     model: torch.nn.Module,
-    train: tuple[torch.Tensor, torch.Tensor],
-    val: tuple[torch.Tensor, torch.Tensor],
+    train_set: tuple[torch.Tensor, torch.Tensor],
+    val_set: tuple[torch.Tensor, torch.Tensor],
     *,
     steps: int,
     lr: float = 1e-3,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = (
-        torch.nn.functional.cross_entropy),
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = torch.nn.functional.cross_entropy,
     penalty: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor] | None = None,
     eval_every: int = 10,
-) -> FitHistory:
-    """Train ``model`` in place with Adam on the whole training set at every step;
-    return the history.
+) -> History:
+    """Train ``model`` in place with Adam on the whole training set at every step, with the book's one loop
+    (:func:`dlbook.training.train`); return its history.
 
-    The objective is ``loss_fn(model(x), y) + penalty(model, x)`` — a penalty is a
-    term added to the loss, e.g. ``lambda m, x: l2_penalty(m.parameters(), 1e-3)`` or
-    ``lambda m, x: 0.1 * input_gradient_penalty(m, x)``. Accuracy is recorded when the
-    targets are integer class labels.
+    The objective is ``loss_fn(model(x), y) + penalty(model, x)`` — a penalty is a term added to the loss, e.g.
+    ``lambda m, x: l2_penalty(m.parameters(), 1e-3)``. One epoch of the loop is ``eval_every`` steps (which must
+    divide ``steps``); after each, in ``eval()`` mode and without the penalty, the history records
+    ``"train_loss"``, ``"val_loss"`` and, for integer class labels, ``"val_accuracy"``; ``epoch_steps`` says when.
     """
     if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, "
-                        f"got {type(model).__name__}")
-    steps = positive_int(steps, "steps")
-    eval_every = positive_int(eval_every, "eval_every")
-    lr = _number(lr, "lr")
-    (x, y), (xv, yv) = train, val
-    classify = not y.is_floating_point()
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if positive_int(steps, "steps") % positive_int(eval_every, "eval_every"):
+        raise ValueError(f"steps must be a multiple of eval_every={eval_every}, got {steps}")
+
+    def objective(m, batch):
+        x, y = batch
+        return loss_fn(m(x), y) + (penalty(m, x) if penalty is not None else 0.0)
+
+    @torch.no_grad()
+    def measure(m):
+        m.eval()
+        (x, y), (xv, yv) = train_set, val_set
+        out_val = m(xv)  # (B_val, K) or (B_val, ...)
+        record = {"train_loss": float(loss_fn(m(x), y)), "val_loss": float(loss_fn(out_val, yv))}
+        if not yv.is_floating_point():  # class labels
+            record["val_accuracy"] = float((out_val.argmax(dim=1) == yv).double().mean())
+        return record
+
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    record: dict[str, list] = {"steps": [], "train": [], "val": [], "acc": []}
-    for step in range(1, steps + 1):
-        model.train()
-        loss = loss_fn(model(x), y)
-        if penalty is not None:
-            loss = loss + penalty(model, x)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if step % eval_every == 0 or step == steps:
-            model.eval()
-            with torch.no_grad():
-                out_val = model(xv)  # (B_val, K) or (B_val, ...)
-                record["steps"].append(step)
-                record["train"].append(float(loss_fn(model(x), y)))
-                record["val"].append(float(loss_fn(out_val, yv)))
-                if classify:
-                    hits = (out_val.argmax(dim=1) == yv).double()  # (B_val,)
-                    record["acc"].append(float(hits.mean()))
-    model.train()
-    return FitHistory(tuple(record["steps"]), tuple(record["train"]),
-                      tuple(record["val"]), tuple(record["acc"]))
+    return train(model, [train_set] * eval_every, objective, optimizer, epochs=steps // eval_every, evaluate=measure)

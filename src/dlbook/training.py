@@ -1,38 +1,30 @@
-"""Training loops (训练): mini-batch SGD, epochs, gradient accumulation and
-data-parallel training.
+"""Training (训练): the training loop, epochs, gradient accumulation, gradient noise and data parallelism.
 
 Chapter: ``book/training/batch-size-epochs.ipynb``.
 
-Mini-batch stochastic gradient descent (小批量随机梯度下降) updates the
-parameters θ with the gradient of the mean loss over a batch (批) of B
-examples,
+Mini-batch stochastic gradient descent (小批量随机梯度下降) updates the parameters θ with the gradient of the
+mean loss over a batch (批) of B examples,
 
 .. math::
 
     \\theta \\leftarrow \\theta - \\eta\\, \\hat g_B, \\qquad
-    \\hat g_B = \\frac{1}{B} \\sum_{i \\in \\text{batch}}
-    \\nabla_\\theta \\ell_i(\\theta),
+    \\hat g_B = \\frac{1}{B} \\sum_{i \\in \\text{batch}} \\nabla_\\theta \\ell_i(\\theta),
 
-an unbiased estimate of the full gradient ``g = (1/N) Σ_i ∇ℓ_i`` whose
-variance falls as 1/B. One iteration (迭代), or step (步), is one parameter
-update from one mini-batch; one epoch (轮次) is one pass over all N examples:
+an unbiased estimate of the full gradient ``g = (1/N) Σ_i ∇ℓ_i`` whose variance falls as 1/B. One iteration
+(迭代), or step (步), is one parameter update from one mini-batch; one epoch (轮次) is one pass over the batches:
 ``ceil(N / B)`` iterations (``floor(N / B)`` with ``drop_last=True``).
 
-* :class:`TrainConfig` holds every setting of a run (frozen: a run is
-  described by its config).
-* :func:`fit` trains and returns a :class:`History`; :func:`evaluate`
-  measures loss and accuracy; :func:`plot_history` and
-  :func:`plot_learning_curves` draw histories (never the model).
-* :func:`accumulate_gradients` adds up the gradients of several small batches
-  so that one optimiser step equals the step of their union.
-* :func:`per_example_gradients`, :func:`minibatch_gradient_variance` and
-  :func:`predicted_gradient_variance` measure the noise of the gradient
-  estimate against B.
-* :func:`train_data_parallel` runs ``DistributedDataParallel`` in separate
-  processes (gloo backend, 127.0.0.1); :func:`train_single_process` is its
-  one-process twin on the combined batches.
-
-The code is kept within 80 columns because the chapter shows it.
+* :func:`train` is the book's one training loop: every chapter passes in what differs — the batches, a loss
+  function of ``(model, batch)``, the optimiser, an optional evaluation — and gets a :class:`History` back.
+  :class:`ShuffledBatches` is a seeded batch source for a tensor of examples; :func:`evaluate` measures loss and
+  accuracy. (The drawings of histories live in :mod:`dlbook.plotting`.)
+* :func:`accumulate_gradients` adds up the gradients of several small batches so that one optimiser step equals
+  the step of their union.
+* :func:`per_example_gradients`, :func:`minibatch_gradient_variance` and :func:`predicted_gradient_variance`
+  measure the noise of the gradient estimate against B.
+* :func:`simulate_data_parallel` shows what data parallelism computes, in one process;
+  :func:`train_data_parallel` runs ``DistributedDataParallel`` in separate processes (gloo backend, 127.0.0.1);
+  :func:`train_single_process` is their one-process twin on the whole batches.
 """
 
 from __future__ import annotations
@@ -44,7 +36,7 @@ import queue
 import socket
 import time
 import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -52,204 +44,171 @@ from typing import Any
 import numpy as np
 import torch
 
+from dlbook._checks import check_tensor, number, positive_int
+
 __all__ = [
-    "TrainConfig",
     "History",
-    "fit",
+    "ShuffledBatches",
+    "train",
+    "classification_loss",
     "evaluate",
     "accumulate_gradients",
     "gradients",
-    "plot_history",
-    "plot_learning_curves",
     "per_example_gradients",
     "minibatch_gradient_variance",
     "predicted_gradient_variance",
     "ParallelRun",
+    "simulate_data_parallel",
     "train_single_process",
     "train_data_parallel",
 ]
 
-Batch = tuple[torch.Tensor, torch.Tensor]
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything :func:`fit` needs besides the model, the data and the loss.
-
-    Attributes:
-        epochs: passes over the training data.
-        lr: learning rate η of SGD.
-        momentum: SGD momentum (0 = plain SGD).
-        accumulation_steps: batches whose gradients are added up before each
-            optimiser step (1 = none); the step then equals the step of one
-            batch ``accumulation_steps`` times larger.
-        progress: show a tqdm progress bar.
-    """
-
-    epochs: int = 1
-    lr: float = 0.1
-    momentum: float = 0.0
-    accumulation_steps: int = 1
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "accumulation_steps"):
-            value = getattr(self, name)
-            if (not isinstance(value, int) or isinstance(value, bool)
-                    or value < 1):
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        if not isinstance(self.lr, int | float) or not self.lr > 0:
-            raise ValueError(f"lr must be a number > 0, got {self.lr!r}")
-        if (not isinstance(self.momentum, int | float)
-                or not 0 <= self.momentum < 1):
-            raise ValueError(
-                f"momentum must be in [0, 1), got {self.momentum!r}")
+Batch = Any  # an (inputs, targets) pair, or a tensor of examples: whatever the loss function takes
+# the loss of a batch; or (loss, parts): named terms of it to record, such as {"kl": ...}
+LossFn = Callable[[torch.nn.Module, Batch], torch.Tensor | tuple[torch.Tensor, dict[str, Any]]]
 
 
 @dataclass
 class History:
-    """What :func:`fit` measured.
+    """What :func:`train` measured.
 
-    Per optimiser step: ``step_loss`` (mean training loss of the step's
-    examples) and ``step_examples`` (examples seen so far). Per epoch:
-    ``epoch_loss`` (mean training loss over the epoch, measured while
-    training) and, when :func:`fit` got a ``val_loader``, ``val_loss`` and
-    ``val_accuracy`` at the end of the epoch.
+    Per optimiser step: ``step_loss`` (mean training loss of the step's examples) and ``step_examples``
+    (examples seen so far). Per epoch: ``epoch_steps`` (steps done by its end) and ``metrics[name]`` for
+    ``"loss"`` (mean training loss over the epoch, measured while training), each named part the loss function
+    returned, and each value the evaluation returned (e.g. ``"val_loss"``). ``history[name]`` is
+    ``history.metrics[name]``.
     """
 
-    config: TrainConfig
-    steps_per_epoch: int
     step_loss: list[float] = field(default_factory=list)
     step_examples: list[int] = field(default_factory=list)
-    epoch_loss: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    val_accuracy: list[float] = field(default_factory=list)
+    epoch_steps: list[int] = field(default_factory=list)
+    metrics: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def steps(self) -> int:
         return len(self.step_loss)
 
-
-def _check_model_loader(model: object, loader: object) -> None:
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(
-            f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(loader, Iterable):
-        raise TypeError("loader must be an iterable of (inputs, targets) "
-                        f"batches, got {type(loader).__name__}")
+    def __getitem__(self, name: str) -> list[float]:
+        return self.metrics[name]
 
 
-def accumulate_gradients(model: torch.nn.Module, loss_fn: LossFn,
-                         batches: Sequence[Batch]) -> float:
-    """Set ``p.grad`` of every parameter to the gradient of the mean loss
-    over the union of ``batches``; return that mean loss.
+@dataclass(frozen=True)
+class ShuffledBatches:
+    """The rows of ``data`` (N, ...) in batches of ``batch_size``, in a new random order from ``generator`` at
+    every pass — an epoch of a ``DataLoader`` with ``shuffle=True``, for a tensor held in memory."""
 
-    Each batch runs forward and backward on its own, so memory holds one
-    batch at a time. Its loss is weighted by ``n_i / N`` (its share of the N
-    examples) and ``backward`` adds the gradients up. For a ``loss_fn`` that
-    averages over the batch (PyTorch's default) this is exactly the gradient
-    of one big batch.
+    data: torch.Tensor
+    batch_size: int
+    generator: torch.Generator
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.data) / self.batch_size)
+
+    def __iter__(self):
+        order = torch.randperm(len(self.data), generator=self.generator)  # drawn when the epoch starts
+        return (self.data[idx] for idx in order.split(self.batch_size))
+
+
+def classification_loss(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Cross-entropy of ``model(inputs)`` (B, K) against integer ``targets`` (B,): the loss of a classifier."""
+    inputs, targets = batch
+    return torch.nn.functional.cross_entropy(model(inputs), targets)
+
+
+def _examples(batch: Batch) -> int:
+    """How many examples a batch holds: the length of its inputs."""
+    return len(batch[0]) if isinstance(batch, tuple | list) else len(batch)
+
+
+def accumulate_gradients(model: torch.nn.Module, loss_fn: LossFn, batches: Sequence[Batch]) -> dict[str, float]:
+    """Set ``p.grad`` of every parameter to the gradient of the mean loss over the union of ``batches``; return
+    that mean loss (``"loss"``) and the means of the named parts ``loss_fn`` returned.
+
+    Each batch runs forward and backward on its own, so memory holds one batch at a time. Its loss is weighted by
+    ``n_i / N`` (its share of the N examples) and ``backward`` adds the gradients up. For a loss that averages over
+    the batch (PyTorch's default) this is exactly the gradient of one big batch.
     """
     if not batches:
-        raise ValueError("batches must hold at least one (inputs, targets) "
-                         "batch")
-    sizes = [len(x) for x, _ in batches]
-    total = sum(sizes)
+        raise ValueError("batches must hold at least one batch")
+    sizes = [_examples(batch) for batch in batches]
     model.zero_grad(set_to_none=True)
-    mean_loss = 0.0
-    for (x, y), n in zip(batches, sizes, strict=True):
-        # this batch's share of the big batch's mean loss
-        loss = loss_fn(model(x), y) * (n / total)
-        loss.backward()  # adds to p.grad
-        mean_loss += float(loss.detach())
-    return mean_loss
+    means: dict[str, float] = {}
+    for batch, n in zip(batches, sizes, strict=True):
+        out = loss_fn(model, batch)
+        loss, parts = out if isinstance(out, tuple) else (out, {})
+        share = n / sum(sizes)  # this batch's share of the big batch's mean
+        (loss * share).backward()  # adds to p.grad
+        for name, value in {"loss": loss, **parts}.items():
+            means[name] = means.get(name, 0.0) + float(torch.as_tensor(value).detach()) * share
+    return means
 
 
-def gradients(model: torch.nn.Module) -> list[torch.Tensor]:
-    """A copy of every parameter's ``.grad`` (zeros where there is none),
-    in ``model.parameters()`` order."""
-    return [p.grad.detach().clone() if p.grad is not None
-            else torch.zeros_like(p) for p in model.parameters()]
-
-
-def fit(
+def train(
     model: torch.nn.Module,
-    loader: Iterable[Batch],
+    batches: Iterable[Batch],
     loss_fn: LossFn,
-    config: TrainConfig,
+    optimizer: torch.optim.Optimizer,
     *,
-    val_loader: Iterable[Batch] | None = None,
+    epochs: int,
+    evaluate: Callable[[torch.nn.Module], dict[str, float]] | None = None,
+    accumulation_steps: int = 1,
+    progress: bool = False,
 ) -> History:
-    """Train ``model`` in place with mini-batch SGD as ``config`` says;
-    return the :class:`History`.
+    """Train ``model`` in place for ``epochs`` passes over ``batches``; return the :class:`History`.
 
-    Every optimiser step uses ``config.accumulation_steps`` consecutive
-    batches of ``loader`` (:func:`accumulate_gradients`). A ``DataLoader``
-    with ``shuffle=True`` draws a new order at every epoch; give it a seeded
-    ``generator`` for a run that repeats exactly.
+    ``batches`` is iterated once per epoch: a ``DataLoader`` with ``shuffle=True`` and a seeded ``generator``
+    (or a :class:`ShuffledBatches`) draws a new order each time, and a run repeats exactly. Each optimiser step
+    uses ``accumulation_steps`` consecutive batches (:func:`accumulate_gradients`); ``loss_fn(model, batch)``
+    gives the loss, or ``(loss, parts)`` with named terms to record. After each epoch ``evaluate(model)`` may
+    measure more (its dict goes into the history). The model is left in ``eval()`` mode.
     """
     from tqdm.auto import tqdm
 
-    _check_model_loader(model, loader)
-    if not isinstance(config, TrainConfig):
-        raise TypeError(
-            f"config must be a TrainConfig, got {type(config).__name__}")
-    k = config.accumulation_steps
-    per_epoch = 0  # unknown for a loader without len()
-    if hasattr(loader, "__len__"):
-        per_epoch = math.ceil(len(loader) / k)
-    history = History(config=config, steps_per_epoch=per_epoch)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr,
-                                momentum=config.momentum)
-    seen = 0
-    bar = tqdm(total=config.epochs * per_epoch or None, unit="step",
-               disable=not config.progress, desc="training")
-    with bar:
-        for _epoch in range(config.epochs):
-            model.train()
-            batches = iter(loader)
-            loss_sum, count = 0.0, 0
-            # the next k batches make one optimiser step
-            while group := list(itertools.islice(batches, k)):
-                loss = accumulate_gradients(model, loss_fn, group)
-                optimizer.step()
-                n = sum(len(x) for x, _ in group)
-                seen += n
-                loss_sum, count = loss_sum + loss * n, count + n
-                history.step_loss.append(loss)
-                history.step_examples.append(seen)
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
-            history.epoch_loss.append(loss_sum / max(count, 1))
-            if val_loader is not None:
-                result = evaluate(model, val_loader, loss_fn)
-                history.val_loss.append(result["loss"])
-                history.val_accuracy.append(result["accuracy"])
+    epochs, k = positive_int(epochs, "epochs"), positive_int(accumulation_steps, "accumulation_steps")
+    per_epoch = math.ceil(len(batches) / k) if hasattr(batches, "__len__") else 0  # 0: unknown
+    history, seen = History(), 0
+    bar = tqdm(total=epochs * per_epoch or None, unit="step", desc="training", disable=not progress)
+    for _epoch in range(epochs):
+        model.train()
+        source, sums, count = iter(batches), {}, 0
+        # the next k batches make one optimiser step
+        while group := list(itertools.islice(source, k)):
+            means = accumulate_gradients(model, loss_fn, group)
+            optimizer.step()
+            n = sum(map(_examples, group))
+            seen, count = seen + n, count + n
+            for name, value in means.items():
+                sums[name] = sums.get(name, 0.0) + value * n
+            history.step_loss.append(means["loss"])
+            history.step_examples.append(seen)
+            bar.update(1)
+        history.epoch_steps.append(history.steps)
+        measured = {name: total / max(count, 1) for name, total in sums.items()}
+        measured |= evaluate(model) if evaluate is not None else {}
+        for name, value in measured.items():
+            history.metrics.setdefault(name, []).append(value)
+    bar.close()
+    model.eval()
     return history
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, loader: Iterable[Batch],
-             loss_fn: LossFn) -> dict[str, float]:
-    """Mean loss and accuracy (argmax of the outputs against integer
-    targets) of ``model`` over ``loader``.
+def evaluate(model: torch.nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+             loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> dict[str, float]:
+    """Mean loss and accuracy (argmax of the outputs against integer targets) of ``model`` over ``loader``.
 
-    Runs in ``eval`` mode without gradients and puts the model back in the
-    mode it was in. Each batch's loss is weighted by its size, so a smaller
-    last batch counts for what it holds.
+    Runs in ``eval`` mode without gradients and puts the model back in the mode it was in. Each batch's loss is
+    weighted by its size, so a smaller last batch counts for what it holds.
     """
-    _check_model_loader(model, loader)
     was_training = model.training
     model.eval()
     loss_sum, correct, count = 0.0, 0, 0
     try:
         for x, y in loader:
             out = model(x)  # (B, K)
-            n = len(x)
-            loss_sum += float(loss_fn(out, y)) * n
+            loss_sum += float(loss_fn(out, y)) * len(x)
             correct += int((out.argmax(dim=1) == y).sum())
-            count += n
+            count += len(x)
     finally:
         model.train(was_training)
     if count == 0:
@@ -257,106 +216,18 @@ def evaluate(model: torch.nn.Module, loader: Iterable[Batch],
     return {"loss": loss_sum / count, "accuracy": correct / count}
 
 
-# --------------------------------------------------------------------- plots
-def plot_history(history: History, *, title: str | None = None):
-    """Three panels: the loss of every step; training and validation loss
-    per epoch; validation accuracy. Returns the Figure."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(9, 2.9))
-    steps = np.arange(1, history.steps + 1)
-    axes[0].plot(steps, history.step_loss, lw=0.8, color="#4c72b0")
-    axes[0].set(xlabel="optimiser step", ylabel="training loss",
-                title="loss of each step")
-    epochs = np.arange(1, len(history.epoch_loss) + 1)
-    axes[1].plot(epochs, history.epoch_loss, "o-", label="train")
-    if history.val_loss:
-        axes[1].plot(epochs, history.val_loss, "s-", label="validation")
-        axes[2].plot(epochs, history.val_accuracy, "s-", color="#55a868")
-    axes[1].set(xlabel="epoch", ylabel="loss", title="loss per epoch")
-    axes[1].legend()
-    axes[2].set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1),
-                title="validation accuracy")
-    for ax in axes[1:]:
-        ax.xaxis.get_major_locator().set_params(integer=True)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+def gradients(model: torch.nn.Module) -> list[torch.Tensor]:
+    """A copy of every parameter's ``.grad`` (zeros where there is none), in ``model.parameters()`` order."""
+    return [p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p) for p in model.parameters()]
 
 
-_X_AXES = {"epoch": "epoch", "step": "optimiser steps",
-           "examples": "examples seen"}
-_METRICS = ("val_loss", "val_accuracy", "epoch_loss")
+# ------------------------------------------------------------------------------------------ gradient noise
+def per_example_gradients(model: torch.nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                          inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The gradient of each example's loss on its own, flattened: (N, P), with P the number of parameters.
 
-
-def _curve(history: History, x: str, metric: str):
-    values = np.asarray(getattr(history, metric), dtype=float)
-    epochs = np.arange(1, len(values) + 1)
-    if x == "epoch":
-        return epochs, values
-    steps = epochs * max(history.steps_per_epoch, 1)
-    if x == "step":
-        return steps, values
-    return np.asarray(history.step_examples)[steps - 1], values
-
-
-def plot_learning_curves(
-    histories: Mapping[str, History],
-    *,
-    x: str = "epoch",
-    metric: str = "val_loss",
-    highlight: str | None = None,
-    ax: Any = None,
-    logx: bool = False,
-):
-    """One curve of ``metric`` per run against ``x``; returns the Figure.
-
-    ``metric`` is ``"val_loss"``, ``"val_accuracy"`` or ``"epoch_loss"``;
-    ``x`` is ``"epoch"``, ``"step"`` or ``"examples"`` (points at the end of
-    each epoch). With ``highlight``, that run is drawn in colour and the
-    others in grey.
-    """
-    import matplotlib.pyplot as plt
-
-    if x not in _X_AXES:
-        raise ValueError(f"x must be one of {list(_X_AXES)}, got {x!r}")
-    if metric not in _METRICS:
-        raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}")
-    if highlight is not None and highlight not in histories:
-        raise ValueError(f"highlight must be one of the runs "
-                         f"{list(histories)}, got {highlight!r}")
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(4.6, 3.0))
-    else:
-        fig = ax.figure
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for k, (name, h) in enumerate(histories.items()):
-        xs, ys = _curve(h, x, metric)
-        if highlight is None:
-            ax.plot(xs, ys, "-", lw=1.4, color=colours[k % len(colours)],
-                    label=name)
-        elif name != highlight:
-            ax.plot(xs, ys, "-", lw=0.8, color="#c8c8c8")
-    if highlight is not None:
-        xs, ys = _curve(histories[highlight], x, metric)
-        ax.plot(xs, ys, "o-", lw=2.0, ms=3, color="#c44e52", label=highlight)
-    if logx:
-        ax.set_xscale("log")
-    ax.set(xlabel=_X_AXES[x], ylabel=metric.replace("_", " "))
-    ax.legend()
-    return fig
-
-
-# ------------------------------------------------------------ gradient noise
-def per_example_gradients(model: torch.nn.Module, loss_fn: LossFn,
-                          inputs: torch.Tensor,
-                          targets: torch.Tensor) -> torch.Tensor:
-    """The gradient of each example's loss on its own, flattened:
-    (N, P), with P the number of parameters.
-
-    ``torch.func``: ``vmap`` runs ``grad`` of the one-example loss over the
-    batch axis. The mean of the rows is the gradient of the mean loss.
+    ``torch.func``: ``vmap`` runs ``grad`` of the one-example loss ``loss_fn(outputs, targets)`` over the batch
+    axis. The mean of the rows is the gradient of the mean loss.
     """
     from torch.func import functional_call, grad, vmap
 
@@ -371,39 +242,28 @@ def per_example_gradients(model: torch.nn.Module, loss_fn: LossFn,
     return torch.cat([g.reshape(N, -1) for g in per.values()], dim=1)
 
 
-def _check_batch_sizes(batch_sizes: Sequence[int], n: int) -> list[int]:
-    sizes = list(batch_sizes)
-    for b in sizes:
-        if not isinstance(b, int) or isinstance(b, bool) or not 1 <= b <= n:
-            raise ValueError(
-                f"batch_sizes must hold ints in [1, {n}], got {b!r}")
+def _batch_sizes(batch_sizes: Sequence[int], n: int) -> list[int]:
+    sizes = [positive_int(b, "batch_sizes") for b in batch_sizes]
+    if max(sizes, default=1) > n:
+        raise ValueError(f"batch_sizes must hold ints in [1, {n}], got {sizes}")
     return sizes
 
 
-def minibatch_gradient_variance(
-    per_example: torch.Tensor, batch_sizes: Sequence[int], *, draws: int,
-    generator: torch.Generator,
-) -> dict[int, float]:
-    """Measured E‖ĝ_B − g‖² for each B: the mean, over ``draws`` random
-    batches, of the squared distance between the batch gradient and the full
-    gradient.
+def minibatch_gradient_variance(per_example: torch.Tensor, batch_sizes: Sequence[int], *, draws: int,
+                                generator: torch.Generator) -> dict[int, float]:
+    """Measured E‖ĝ_B − g‖² for each B: the mean, over ``draws`` random batches, of the squared distance between
+    the batch gradient and the full gradient.
 
-    ``per_example`` is (N, P) from :func:`per_example_gradients`; a batch
-    gradient is the mean of its rows. Draw d takes the first B examples of
-    its own random permutation (without replacement, as an epoch does).
+    ``per_example`` is (N, P) from :func:`per_example_gradients`; a batch gradient is the mean of its rows. Draw
+    d takes the first B examples of its own random permutation (without replacement, as an epoch does).
     """
-    if per_example.ndim != 2:
-        raise ValueError("per_example must be (N, P), got shape "
-                         f"{tuple(per_example.shape)}")
-    if not isinstance(draws, int) or isinstance(draws, bool) or draws < 1:
-        raise ValueError(f"draws must be an int >= 1, got {draws!r}")
-    N = per_example.shape[0]
-    sizes = _check_batch_sizes(batch_sizes, N)
+    N = check_tensor(per_example, "per_example", (2,)).shape[0]
+    draws = positive_int(draws, "draws")
     full = per_example.mean(dim=0)  # (P,)
     # one random permutation of the N examples per draw: (draws, N)
     order = torch.rand(draws, N, generator=generator).argsort(dim=1)
     out = {}
-    for b in sizes:
+    for b in _batch_sizes(batch_sizes, N):
         # weights 1/b on each draw's first b examples: (draws, N)
         pick = torch.zeros(draws, N, dtype=per_example.dtype)
         pick.scatter_(1, order[:, :b], 1.0 / b)
@@ -412,39 +272,29 @@ def minibatch_gradient_variance(
     return out
 
 
-def predicted_gradient_variance(per_example: torch.Tensor,
-                                batch_sizes: Sequence[int]) -> dict[int, float]:
-    """The exact E‖ĝ_B − g‖² for batches drawn without replacement from N
-    examples:
+def predicted_gradient_variance(per_example: torch.Tensor, batch_sizes: Sequence[int]) -> dict[int, float]:
+    """The exact E‖ĝ_B − g‖² for batches drawn without replacement from N examples:
 
-    .. math:: \\frac{\\operatorname{tr}\\Sigma}{B}\\cdot\\frac{N - B}{N - 1},
-        \\qquad
-        \\operatorname{tr}\\Sigma
-        = \\frac{1}{N}\\sum_i \\lVert g_i - g\\rVert^2.
+    .. math:: \\frac{\\operatorname{tr}\\Sigma}{B}\\cdot\\frac{N - B}{N - 1}, \\qquad
+        \\operatorname{tr}\\Sigma = \\frac{1}{N}\\sum_i \\lVert g_i - g\\rVert^2.
 
-    The 1/B law, with the finite-population factor that makes it 0 at B = N
-    (the whole data set has no sampling noise).
+    The 1/B law, with the finite-population factor that makes it 0 at B = N (the whole data set has no sampling
+    noise).
     """
-    if per_example.ndim != 2:
-        raise ValueError("per_example must be (N, P), got shape "
-                         f"{tuple(per_example.shape)}")
-    N = per_example.shape[0]
+    N = check_tensor(per_example, "per_example", (2,)).shape[0]
     centred = per_example - per_example.mean(dim=0)  # (N, P)
     trace = float((centred**2).sum(dim=1).mean())
-    return {b: trace / b * (N - b) / max(N - 1, 1)
-            for b in _check_batch_sizes(batch_sizes, N)}
+    return {b: trace / b * (N - b) / max(N - 1, 1) for b in _batch_sizes(batch_sizes, N)}
 
 
-# ------------------------------------------------------------- data parallel
+# ------------------------------------------------------------------------------------------- data parallel
 @dataclass(frozen=True)
 class ParallelRun:
-    """The result of :func:`train_data_parallel` or
-    :func:`train_single_process`.
+    """The result of :func:`simulate_data_parallel`, :func:`train_data_parallel` or :func:`train_single_process`.
 
-    ``gradients[t]`` holds the gradient of every parameter used at step t
-    (for the data-parallel run: after DDP's all-reduce, as rank 0 saw it);
-    ``parameters`` the parameters after the last step; ``ranks_agree``
-    whether every process ended with identical parameters.
+    ``gradients[t]`` holds the gradient of every parameter used at step t (in a data-parallel run: after the
+    all-reduce, as replica 0 saw it); ``parameters`` the parameters after the last step; ``ranks_agree`` whether
+    every replica ended with identical parameters.
     """
 
     gradients: list[list[torch.Tensor]]
@@ -452,26 +302,17 @@ class ParallelRun:
     ranks_agree: bool = True
 
 
-def _check_batches(batches: Sequence[Batch], world_size: int) -> None:
-    if not batches:
-        raise ValueError("batches must hold at least one (inputs, targets) "
-                         "batch")
-    for t, (x, y) in enumerate(batches):
-        if len(x) != len(y) or len(x) % world_size != 0:
-            raise ValueError(
-                f"batches[{t}] must split evenly across world_size="
-                f"{world_size} processes, got {len(x)} inputs and "
-                f"{len(y)} targets")
+def _check_batches(batches: Sequence[tuple[torch.Tensor, torch.Tensor]], world_size: int) -> None:
+    uneven = [t for t, (x, y) in enumerate(batches) if len(x) != len(y) or len(x) % world_size]
+    if not batches or uneven:
+        raise ValueError(f"batches must be (inputs, targets) pairs that split evenly across world_size={world_size} "
+                         f"processes, got {len(batches)} batches, uneven at {uneven}")
 
 
-def train_single_process(
-    model: torch.nn.Module, batches: Sequence[Batch], *, lr: float,
-    loss_fn: LossFn = torch.nn.functional.cross_entropy,
-) -> ParallelRun:
-    """Plain SGD on a copy of ``model``, one step per batch: the reference
-    that a data-parallel run must reproduce."""
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr!r}")
+def train_single_process(model: torch.nn.Module, batches: Sequence[tuple[torch.Tensor, torch.Tensor]], *,
+                         lr: float, loss_fn=torch.nn.functional.cross_entropy) -> ParallelRun:
+    """Plain SGD on a copy of ``model``, one step per whole batch: what a data-parallel run must reproduce."""
+    number(lr, "lr", minimum=0.0, strict=True)
     _check_batches(batches, 1)
     net = copy.deepcopy(model)
     opt = torch.optim.SGD(net.parameters(), lr=lr)
@@ -484,6 +325,34 @@ def train_single_process(
     return ParallelRun(grads, [p.detach().clone() for p in net.parameters()])
 
 
+def simulate_data_parallel(model: torch.nn.Module, batches: Sequence[tuple[torch.Tensor, torch.Tensor]], *,
+                           lr: float, world_size: int = 2,
+                           loss_fn=torch.nn.functional.cross_entropy) -> ParallelRun:
+    """What data-parallel SGD computes, simulated in one process: ``world_size`` replicas of ``model``, each
+    with its own equal shard of every batch; an all-reduce replaces every replica's gradient by the mean of
+    all of them; each replica then takes the same SGD step."""
+    _check_batches(batches, world_size)
+    replicas = [copy.deepcopy(model) for _ in range(world_size)]  # identical copies
+    optimizers = [torch.optim.SGD(r.parameters(), lr=lr) for r in replicas]
+    steps = []
+    for x, y in batches:
+        local = []  # each replica's gradient on its own shard
+        for replica, xs, ys in zip(replicas, x.chunk(world_size), y.chunk(world_size), strict=True):
+            replica.zero_grad()
+            loss_fn(replica(xs), ys).backward()
+            local.append(gradients(replica))
+        # all-reduce: the mean over the replicas, the same on every one
+        mean = [torch.stack(per_replica).mean(dim=0) for per_replica in zip(*local, strict=True)]
+        for replica, opt in zip(replicas, optimizers, strict=True):
+            for p, g in zip(replica.parameters(), mean, strict=True):
+                p.grad = g.clone()
+            opt.step()
+        steps.append(mean)
+    first = [p.detach().clone() for p in replicas[0].parameters()]
+    agree = all(torch.equal(p, q) for r in replicas[1:] for p, q in zip(first, r.parameters(), strict=True))
+    return ParallelRun(steps, first, agree)
+
+
 def _free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on now (the OS picks)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -491,11 +360,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ddp_worker(rank: int, world_size: int, port: int,
-                model: torch.nn.Module, batches: Sequence[Batch], lr: float,
-                loss_fn: LossFn, timeout: float, results: Any) -> None:
-    """One process of :func:`train_data_parallel`: SGD with DDP on this
-    rank's shard of every batch; the results go back through ``results``."""
+def _ddp_worker(rank: int, world_size: int, port: int, model: torch.nn.Module, batches, lr: float, loss_fn,
+                timeout: float, results: Any) -> None:
+    """One process of :func:`train_data_parallel`: SGD with DDP on this rank's shard of every batch; the results
+    go back through ``results``."""
     import os
 
     import torch.distributed as dist
@@ -505,115 +373,88 @@ def _ddp_worker(rank: int, world_size: int, port: int,
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     torch.set_num_threads(1)
     try:
-        dist.init_process_group(
-            "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
-            world_size=world_size, timeout=timedelta(seconds=timeout))
+        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size,
+                                timeout=timedelta(seconds=timeout))
         try:
-            # our own copy: the tensors arrive in memory shared between ranks
-            model = copy.deepcopy(model)
-            # DDP broadcasts rank 0's parameters: every rank starts equal
-            ddp = DistributedDataParallel(model)
+            model = copy.deepcopy(model)  # our own copy: the tensors arrive in memory shared between ranks
+            ddp = DistributedDataParallel(model)  # broadcasts rank 0's parameters: every rank starts equal
             opt = torch.optim.SGD(ddp.parameters(), lr=lr)
             grads = []
             for x, y in batches:
-                n = len(x) // world_size
-                shard = slice(rank * n, (rank + 1) * n)
                 opt.zero_grad()
                 # backward all-reduces: every rank gets the average gradient
-                loss_fn(ddp(x[shard]), y[shard]).backward()
-                grads.append([p.grad.numpy().copy()
-                              for p in model.parameters()])
+                loss_fn(ddp(x.chunk(world_size)[rank]), y.chunk(world_size)[rank]).backward()
+                grads.append([p.grad.numpy().copy() for p in model.parameters()])
                 opt.step()
-            params = [p.detach().numpy().copy() for p in model.parameters()]
-            results.put(("ok", rank, grads, params))
+            results.put(("ok", rank, grads, [p.detach().numpy().copy() for p in model.parameters()]))
         finally:
             dist.destroy_process_group()
     except Exception:  # tell the parent now instead of letting it time out
         results.put(("error", rank, traceback.format_exc(), None))
 
 
-def train_data_parallel(
-    model: torch.nn.Module,
-    batches: Sequence[Batch],
-    *,
-    lr: float,
-    loss_fn: LossFn = torch.nn.functional.cross_entropy,
-    world_size: int = 2,
-    timeout: float = 120.0,
-) -> ParallelRun:
-    """Train a copy of ``model`` with ``DistributedDataParallel`` in
-    ``world_size`` separate CPU processes.
+def _collect(procs: list, results: Any, timeout: float) -> dict[int, tuple[Any, Any]]:
+    """Wait for every process's ``(gradients, parameters)``; raise if one fails, dies or the time runs out."""
+    deadline = time.monotonic() + timeout
+    outputs: dict[int, tuple[Any, Any]] = {}
+    while len(outputs) < len(procs):
+        try:
+            status, rank, payload, params = results.get(timeout=0.2)
+        except queue.Empty:
+            crashed = [r for r, p in enumerate(procs) if p.exitcode not in (None, 0) and r not in outputs]
+            if crashed:  # died before it could report, e.g. at start-up
+                raise RuntimeError(f"process rank {crashed[0]} exited with code {procs[crashed[0]].exitcode}") from None
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the data-parallel run did not finish within timeout={timeout} s") from None
+            continue
+        if status != "ok":
+            raise RuntimeError(f"process rank {rank} failed:\n{payload}")
+        outputs[rank] = (payload, params)
+    return outputs
 
-    Process r gets the r-th equal shard of every batch in ``batches``,
-    computes the gradient of its mean loss, and DDP all-reduces (averages)
-    the gradients over the processes — gloo backend, TCP on 127.0.0.1, a free
-    port — before every SGD step. Each step therefore equals one step of
-    :func:`train_single_process` on the whole batch.
 
-    ``model`` and ``loss_fn`` are pickled into freshly spawned processes: use
-    ``torch.nn`` layers and a loss defined in a module (such as
-    ``torch.nn.functional.cross_entropy``), not a lambda. The run is bounded
-    by ``timeout`` seconds; past it the processes are terminated and
-    ``TimeoutError`` is raised.
+def _stop(procs: list) -> None:
+    """Give the processes a moment to exit (tearing down an interpreter with torch loaded takes seconds), then
+    end those still alive — only the processes started here."""
+    grace = time.monotonic() + 2.0
+    for p in procs:
+        p.join(timeout=max(grace - time.monotonic(), 0.0))
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+            p.join(5)
+
+
+def train_data_parallel(model: torch.nn.Module, batches: Sequence[tuple[torch.Tensor, torch.Tensor]], *,
+                        lr: float, loss_fn=torch.nn.functional.cross_entropy, world_size: int = 2,
+                        timeout: float = 120.0) -> ParallelRun:
+    """Train a copy of ``model`` with ``DistributedDataParallel`` in ``world_size`` separate CPU processes:
+    :func:`simulate_data_parallel` for real.
+
+    Process r gets the r-th equal shard of every batch, computes the gradient of its mean loss, and DDP
+    all-reduces (averages) the gradients over the processes — gloo backend, TCP on 127.0.0.1, a free port —
+    before every SGD step. ``model`` and ``loss_fn`` are pickled into freshly spawned processes: use
+    ``torch.nn`` layers and a loss defined in a module (such as ``torch.nn.functional.cross_entropy``), not a
+    lambda. Past ``timeout`` seconds the processes are terminated and ``TimeoutError`` is raised.
     """
     import torch.multiprocessing as mp
 
-    if (not isinstance(world_size, int) or isinstance(world_size, bool)
-            or world_size < 1):
-        raise ValueError(f"world_size must be an int >= 1, got {world_size!r}")
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr!r}")
-    if not timeout > 0:
-        raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
+    world_size = positive_int(world_size, "world_size")
+    number(lr, "lr", minimum=0.0, strict=True)
+    number(timeout, "timeout", minimum=0.0, strict=True)
     _check_batches(batches, world_size)
-    # spawn: a fresh interpreter per process (safe from Jupyter, no forked
-    # threads)
-    ctx = mp.get_context("spawn")
+    ctx = mp.get_context("spawn")  # a fresh interpreter per process: safe from Jupyter, no forked threads
     results = ctx.Queue()
-    port = _free_port()
-    net = copy.deepcopy(model)
-    procs = [ctx.Process(target=_ddp_worker, daemon=True,
-                         args=(r, world_size, port, net, batches, lr, loss_fn,
-                               timeout, results))
-             for r in range(world_size)]
-    deadline = time.monotonic() + timeout
+    args = (world_size, _free_port(), copy.deepcopy(model), batches, lr, loss_fn, timeout, results)
+    procs = [ctx.Process(target=_ddp_worker, args=(rank, *args), daemon=True) for rank in range(world_size)]
     for p in procs:
         p.start()
-    outputs: dict[int, tuple[Any, Any]] = {}
     try:
-        while len(outputs) < world_size:
-            try:
-                status, rank, payload, params = results.get(timeout=0.2)
-            except queue.Empty:
-                crashed = [r for r, p in enumerate(procs)
-                           if p.exitcode not in (None, 0) and r not in outputs]
-                if crashed:  # died before it could report, e.g. at start-up
-                    r = crashed[0]
-                    raise RuntimeError(
-                        f"process rank {r} exited with code "
-                        f"{procs[r].exitcode} before reporting") from None
-                if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        "the data-parallel run did not finish within "
-                        f"timeout={timeout} s") from None
-                continue
-            if status != "ok":
-                raise RuntimeError(f"process rank {rank} failed:\n{payload}")
-            outputs[rank] = (payload, params)
-        # everything has arrived: give the processes a moment to exit
-        # (tearing down an interpreter with torch loaded takes seconds),
-        # then end them below
-        grace = time.monotonic() + 2.0
-        for p in procs:
-            p.join(timeout=max(grace - time.monotonic(), 0.0))
+        outputs = _collect(procs, results, timeout)
     finally:
-        for p in procs:  # only the processes started here
-            if p.is_alive():
-                p.terminate()
-                p.join(5)
+        _stop(procs)
     grads0, params0 = outputs[0]
-    agree = all(np.array_equal(a, b)
-                for r in range(1, world_size)
-                for a, b in zip(params0, outputs[r][1], strict=True))
+    agree = all(np.array_equal(a, b) for r in range(1, world_size) for a, b in zip(params0, outputs[r][1],
+                                                                                    strict=True))
     return ParallelRun([[torch.from_numpy(g) for g in step] for step in grads0],
                        [torch.from_numpy(p) for p in params0], agree)

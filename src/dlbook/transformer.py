@@ -41,6 +41,7 @@ from torch import nn
 
 from dlbook._checks import positive_int
 from dlbook.attention import MultiheadAttention, causal_mask
+from dlbook.training import History, train
 
 __all__ = [
     "sinusoidal_positional_encoding",
@@ -579,7 +580,8 @@ def get_batch(
 @dataclass(frozen=True)
 class TrainSettings:
     """Settings of :func:`train_lm`: optimiser steps, windows per step, AdamW learning rate and weight decay,
-    how often to measure the validation loss, and — for ``objective="masked"`` — BERT's masking parameters."""
+    how often to measure the validation loss (``eval_every`` must divide ``steps``), on how many windows, and — for
+    ``objective="masked"`` — BERT's masking parameters."""
 
     steps: int = 600
     batch_size: int = 32
@@ -594,6 +596,8 @@ class TrainSettings:
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "eval_every", "eval_windows"):
             positive_int(getattr(self, name), name)
+        if self.steps % self.eval_every:
+            raise ValueError(f"steps must be a multiple of eval_every={self.eval_every}, got {self.steps}")
         if self.objective not in ("causal", "masked"):
             raise ValueError(f"objective must be 'causal' or 'masked', got {self.objective!r}")
         if self.objective == "masked" and self.mask_id is None:
@@ -602,11 +606,37 @@ class TrainSettings:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
 
 
-def _batch_for(objective, x, y, settings, vocab_size, generator):
-    if objective == "causal":
-        return x, y
-    m = mask_tokens(x, settings.mask_id, vocab_size, settings.mask_prob, generator=generator)
-    return m.inputs, m.labels
+@dataclass(frozen=True)
+class _Windows:
+    """``count`` batches of ``batch_size`` random windows of ``data`` at every pass (one epoch of the loop), as
+    inputs and targets for ``settings.objective``; every draw comes from ``generator``."""
+
+    data: torch.Tensor
+    count: int
+    batch_size: int
+    block_size: int
+    vocab_size: int
+    settings: TrainSettings
+    generator: torch.Generator
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self):
+        return (self.draw() for _ in range(self.count))
+
+    def draw(self) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = get_batch(self.data, self.block_size, self.batch_size, self.generator)  # (B, T), (B, T)
+        if self.settings.objective == "causal":
+            return x, y
+        # BERT: random replacements are drawn from the whole vocabulary, as in BERT's code
+        m = mask_tokens(x, self.settings.mask_id, self.vocab_size, self.settings.mask_prob, generator=self.generator)
+        return m.inputs, m.labels
+
+
+def _lm_loss(model: TransformerLM, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    inputs, targets = batch  # (B, T), (B, T)
+    return token_cross_entropy(model(inputs), targets)
 
 
 def train_lm(
@@ -616,45 +646,30 @@ def train_lm(
     settings: TrainSettings,
     *,
     generator: torch.Generator,
-) -> dict[str, list[float]]:
-    """Train ``model`` with AdamW on random windows of ``train_data``; return the history.
+) -> History:
+    """Train ``model`` with AdamW on random windows of ``train_data`` in the book's one loop
+    (:func:`dlbook.training.train`); return its history.
 
     ``settings.objective="causal"`` (GPT): predict every next token. ``"masked"`` (BERT): corrupt the window with
-    :func:`mask_tokens` and predict the original tokens at the chosen positions. Every ``eval_every`` steps the loss
-    on a fixed set of ``eval_windows`` windows of ``val_data`` is recorded. Returns ``{"step": [...],
-    "train_loss": [...], "val_loss": [...]}`` (train loss averaged over the steps since the last record).
+    :func:`mask_tokens` and predict the original tokens at the chosen positions. One epoch of the loop is
+    ``eval_every`` steps; after each, the history records ``"loss"`` (the mean training loss of those steps) and
+    ``"val_loss"``, the loss on a fixed set of ``eval_windows`` windows of ``val_data``; ``epoch_steps`` says when.
     """
     if not isinstance(settings, TrainSettings):
         raise TypeError(f"settings must be a TrainSettings, got {type(settings).__name__}")
-    expects_causal = settings.objective == "causal"
-    if model.causal != expects_causal:
-        raise ValueError(f"objective={settings.objective!r} needs a {'causal' if expects_causal else 'bidirectional'}"
+    if model.causal != (settings.objective == "causal"):
+        raise ValueError(f"objective={settings.objective!r} needs a {'bidirectional' if model.causal else 'causal'}"
                          f" model, got causal={model.causal}")
-    T = model.config.block_size
-    V = model.config.vocab_size  # random replacements are drawn from the whole vocabulary, as in BERT's code
+    T, V = model.config.block_size, model.config.vocab_size
     val_gen = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
-    vx, vy = get_batch(val_data, T, settings.eval_windows, val_gen)  # (E, T): the same windows at every record
-    vx, vy = _batch_for(settings.objective, vx, vy, settings, V, val_gen)
-    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    history: dict[str, list[float]] = {"step": [], "train_loss": [], "val_loss": []}
-    running, count = 0.0, 0
-    model.train()
-    for step in range(1, settings.steps + 1):
-        x, y = get_batch(train_data, T, settings.batch_size, generator)  # (B, T), (B, T)
-        x, y = _batch_for(settings.objective, x, y, settings, V, generator)
-        loss = token_cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        running, count = running + loss.item(), count + 1
-        if step % settings.eval_every == 0 or step == settings.steps:
-            model.eval()
-            with torch.no_grad():
-                val = token_cross_entropy(model(vx), vy).item()
-            model.train()
-            history["step"].append(step)
-            history["train_loss"].append(running / count)
-            history["val_loss"].append(val)
-            running, count = 0.0, 0
-    model.eval()
-    return history
+    val_batch = _Windows(val_data, 1, settings.eval_windows, T, V, settings, val_gen).draw()  # the same every time
+
+    @torch.no_grad()
+    def validate(m: TransformerLM) -> dict[str, float]:
+        m.eval()
+        return {"val_loss": _lm_loss(m, val_batch).item()}
+
+    batches = _Windows(train_data, settings.eval_every, settings.batch_size, T, V, settings, generator)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    return train(model, batches, _lm_loss, optimizer, epochs=settings.steps // settings.eval_every,
+                 evaluate=validate)
