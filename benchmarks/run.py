@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -39,6 +40,14 @@ ROOT = Path(__file__).resolve().parents[1]
 #   PyTorch's kernel fuses them.
 TARGETS = {"conv2d": 3.0, "conv_transpose2d": 2.0, "max_pool2d": 5.0, "avg_pool2d": 5.0,
            "pad2d_reflect": 16.0, "upsample_bilinear": 15.0, "scaled_dot_product_attention": 5.0}
+# flash_attention against F.scaled_dot_product_attention by sequence length T (one head of width 64, float32, keys in
+# blocks of 64), with a target of 1.5 at T = 1024 that it does not meet (2.1-2.7 measured there). Both read the keys
+# block by block; ours runs each block as about 15 separate operations, and at T = 1024 the time splits roughly into
+# the dispatch of those small operations (about half), the two thin matrix products of every block (about 0.8x
+# PyTorch's whole call) and the passes of max, exp, sum and rescaling over each block, which PyTorch's kernel fuses.
+# Peak memory is the most bytes PyTorch's CPU allocator held during one call.
+LENGTHS = (128, 256, 512, 1024, 2048, 4096)
+LENGTH_TARGETS = {1024: 1.5}
 CHAPTER_BUDGET_S = 60.0
 
 
@@ -91,6 +100,38 @@ def op_benchmarks(repeats: int) -> dict[str, dict[str, float]]:
     return {name: ratio(ours, ref, repeats) for name, (ours, ref) in cases.items()}
 
 
+_PEAK_MEMORY = """
+import json, sys, torch, torch.nn.functional as F
+from dlbook.attention import flash_attention, peak_allocated_bytes
+torch.set_num_threads(1)
+out = {}
+for T in map(int, sys.argv[1:]):
+    q, k, v = (torch.randn(1, T, 64) for _ in range(3))
+    out[T] = [peak_allocated_bytes(fn, q, k, v) for fn in (flash_attention, F.scaled_dot_product_attention)]
+print(json.dumps(out))
+"""
+
+
+def attention_by_length(repeats: int, lengths: tuple[int, ...] = LENGTHS) -> dict[int, dict[str, float]]:
+    """flash_attention against F.scaled_dot_product_attention at each T: time ratio and peak memory of both.
+
+    Memory is measured in a fresh process (the profiler that records the allocations stays out of the timings).
+    """
+    from dlbook.attention import flash_attention
+
+    g = torch.Generator().manual_seed(0)
+    out = {}
+    for T in lengths:
+        q, k, v = (torch.randn(1, T, 64, generator=g) for _ in range(3))  # (B, T, E), float32
+        out[T] = ratio(partial(flash_attention, q, k, v), partial(F.scaled_dot_product_attention, q, k, v), repeats)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run([sys.executable, "-c", _PEAK_MEMORY, *map(str, lengths)], env=env, check=True,
+                          capture_output=True, text=True)
+    for T, (ours, ref) in json.loads(proc.stdout).items():
+        out[int(T)] |= {"ours_mb": ours / 2**20, "torch_mb": ref / 2**20}
+    return out
+
+
 def chapter_times() -> dict[str, float]:
     """Wall-clock seconds to execute each chapter in static-widget mode (the slowest mode: every frame rendered)."""
     env = dict(os.environ, DLBOOK_WIDGETS="static")
@@ -110,6 +151,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--skip-chapters", action="store_true")
     parser.add_argument("--skip-ops", action="store_true")
+    parser.add_argument("--skip-lengths", action="store_true", help="skip attention by sequence length")
+    parser.add_argument("--lengths", type=int, nargs="+", default=list(LENGTHS),
+                        help="sequence lengths T for attention by length (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads for the operator ratios (default 1: the ratio compares the algorithms, "
                              "not how well each one is parallelised)")
@@ -122,13 +166,22 @@ def main() -> None:
         flag = "" if target is None or r["ratio"] <= target else "  over target"
         print(f"{name:30s}{r['ours_ms']:10.2f}{r['torch_ms']:10.2f}{r['ratio']:8.2f}"
               f"{'' if target is None else f'{target:8.1f}'}{flag}")
+    lengths = {} if args.skip_lengths else attention_by_length(args.repeats, tuple(args.lengths))
+    if lengths:
+        print("\nflash_attention vs F.scaled_dot_product_attention, one head, E = 64, float32, blocks of 64 keys")
+        print(f"{'T':>6s}{'ours ms':>10s}{'torch ms':>10s}{'ratio':>8s}{'target':>8s}{'ours MB':>10s}{'torch MB':>10s}")
+    for T, r in lengths.items():
+        target = LENGTH_TARGETS.get(T)
+        flag = "" if target is None or r["ratio"] <= target else "  over target"
+        print(f"{T:6d}{r['ours_ms']:10.2f}{r['torch_ms']:10.2f}{r['ratio']:8.2f}"
+              f"{'' if target is None else f'{target:8.1f}':8s}{r['ours_mb']:10.2f}{r['torch_mb']:10.2f}{flag}")
     chapters = {} if args.skip_chapters else chapter_times()
     for name, s in chapters.items():
         print(f"{name:48s}{s:7.1f} s{'  over budget' if s > CHAPTER_BUDGET_S else ''}")
     results_dir = ROOT / "benchmarks" / "results"
     results_dir.mkdir(exist_ok=True)
-    (results_dir / "latest.json").write_text(json.dumps({"ops": ops, "chapters_s": chapters,
-                                                         "torch": torch.__version__,
+    (results_dir / "latest.json").write_text(json.dumps({"ops": ops, "attention_by_length": lengths,
+                                                         "chapters_s": chapters, "torch": torch.__version__,
                                                          "threads": torch.get_num_threads()}, indent=2))
 
 

@@ -30,12 +30,14 @@ zero, not NaN. (``torch.nn.MultiheadAttention`` returns NaN for such rows when i
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from dlbook._checks import positive_int
+from dlbook._checks import check_tensor, flag, number, one_of, positive_int
 
 __all__ = [
     "safe_softmax",
@@ -407,3 +409,85 @@ class MultiheadAttention(nn.Module):
             self.out_proj.weight, self.out_proj.bias, key_padding_mask, need_weights, attn_mask,
             average_attn_weights, is_causal, dropout_p=self.dropout if self.training else 0.0,
         )
+
+
+def flash_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    is_causal: bool = False,
+    scale: float | None = None,
+    block_size: int = 64,
+) -> torch.Tensor:
+    """Attention one block of keys at a time: the Tq x Tk scores are never held at once (FlashAttention's idea).
+
+    The same result as ``F.scaled_dot_product_attention`` without dropout. Shapes: query (..., Tq, E), key
+    (..., Tk, E), value (..., Tk, Ev); output (..., Tq, Ev). Keys are read in blocks of ``block_size``; only the
+    (..., Tq, block_size) scores of the current block exist. For each query the loop keeps three running numbers over
+    the keys seen so far: the largest score ``m``, the sum ``l = sum_j exp(s_j - m)`` and the accumulator
+    ``o = sum_j exp(s_j - m) v_j``. When a block raises the maximum to ``m'``, every term summed so far was computed
+    with ``m`` instead of ``m'``, so ``l`` and ``o`` are multiplied by ``exp(m - m')``; at the end ``o / l`` is the
+    softmax-weighted average of the values (Rabe and Staats 2021; Dao et al. 2022).
+
+    ``attn_mask``: boolean (``True`` = may attend) or of the query's dtype (added to the scores), broadcastable to
+    (..., Tq, Tk); ``is_causal``: key ``j`` is hidden from query ``i`` when ``j > i`` (aligned at the top-left corner,
+    as PyTorch does when Tq != Tk); ``scale`` defaults to ``1/sqrt(E)``. A query whose keys are all masked gets
+    zeros, as in PyTorch. The backward pass is autograd's: it keeps every block's weights, so training memory still
+    grows as Tq x Tk; FlashAttention's own backward recomputes them block by block instead.
+    """
+    query, key, value = (check_tensor(t, name, min_ndim=2) for t, name in ((query, "query"), (key, "key"),
+                                                                           (value, "value")))
+    block_size, is_causal = positive_int(block_size, "block_size"), flag(is_causal, "is_causal")
+    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else number(scale, "scale")
+    Tq, Tk = query.shape[-2], key.shape[-2]
+    if key.shape[-1] != query.shape[-1] or value.shape[-2] != Tk:
+        raise ValueError(f"key must be (..., Tk, E) and value (..., Tk, Ev) for query (..., Tq, E), got shapes "
+                         f"{tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}")
+    query = query * scale  # (..., Tq, E): scaled once here, not once per block
+    if attn_mask is not None:
+        if is_causal:
+            raise ValueError("attn_mask must be None when is_causal=True (as in PyTorch): pass one or the other")
+        check_tensor(attn_mask, "attn_mask", min_ndim=1, floating=False)
+        one_of(attn_mask.dtype, "attn_mask's dtype", (torch.bool, query.dtype))
+        if any(n not in (1, t) for n, t in zip(attn_mask.shape[::-1], (Tk, Tq), strict=False)):
+            raise ValueError(f"attn_mask of shape {tuple(attn_mask.shape)} does not broadcast to (..., {Tq}, {Tk})")
+        attn_mask = torch.broadcast_to(attn_mask, (*attn_mask.shape[:-2], Tq, Tk))  # a view: nothing is copied
+    rows = torch.arange(Tq, device=query.device)[:, None]  # (Tq, 1): query positions, for the causal mask
+    m = query.new_full((), float("-inf"))  # (..., Tq, 1) once a block is read: the largest score so far
+    l = query.new_zeros(())  # (..., Tq, 1): sum of exp(score - m) over the keys read so far
+    o = query.new_zeros(*query.shape[:-1], value.shape[-1])  # (..., Tq, Ev): sum of exp(score - m) * value
+    for j in range(0, Tk, block_size):
+        k, v = key[..., j:j + block_size, :], value[..., j:j + block_size, :]  # (..., b, E), (..., b, Ev)
+        s = query @ k.transpose(-2, -1)  # (..., Tq, b): the only scores that exist at a time
+        if is_causal:
+            s = s.masked_fill(torch.arange(j, j + k.shape[-2], device=s.device) > rows, float("-inf"))
+        elif attn_mask is not None:
+            blk = attn_mask[..., j:j + block_size]  # (..., Tq, b)
+            s = torch.where(blk, s, float("-inf")) if blk.dtype == torch.bool else s + blk
+        m_new = torch.maximum(m, s.detach().amax(-1, keepdim=True))  # (..., Tq, 1): the shift cancels in o / l
+        shift = torch.where(m_new == float("-inf"), 0.0, m_new)  # no key visible yet: shift by 0, not by -inf
+        rescale = torch.exp(m - shift)  # (..., Tq, 1): exp(m - m'), moves the old terms to the new maximum
+        p = torch.exp(s - shift)  # (..., Tq, b): unnormalised weights of this block
+        l = l * rescale + p.sum(-1, keepdim=True)  # (..., Tq, 1)
+        o = o * rescale + p @ v  # (..., Tq, Ev)
+        m = m_new
+    return o / torch.where(l == 0, 1.0, l)  # (..., Tq, Ev); a query with every key masked keeps o = 0
+
+
+def peak_allocated_bytes(fn: Callable[..., object], *args: object, **kwargs: object) -> int:
+    """The most bytes that tensors created during ``fn(*args, **kwargs)`` held at one time (CPU).
+
+    Read from the allocation trace of ``torch.profiler`` with ``profile_memory=True``: every allocation and free of
+    PyTorch's CPU allocator during the call, in order, summed as it goes; the peak of that running sum is returned.
+    Tensors that existed before the call are not counted, and neither is memory a library allocates outside
+    PyTorch's allocator (e.g. a BLAS library's private buffers).
+    """
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    with torch.profiler.profile(activities=activities, profile_memory=True) as prof:
+        fn(*args, **kwargs)
+    trace = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")
+    return max(itertools.accumulate((nbytes for _, nbytes in trace), initial=0))
+
+
+__all__ += ["flash_attention", "peak_allocated_bytes"]
