@@ -42,10 +42,21 @@ STYLE: dict[str, Any] = {
 
 
 def use_book_style() -> None:
-    """Apply :data:`STYLE` to matplotlib (called in each chapter's setup cell)."""
+    """Apply :data:`STYLE` to matplotlib (called in each chapter's setup cell).
+
+    In a notebook, figures are also rendered at twice their pixel size and shown at their size ("retina"), so that
+    labels stay sharp on high-density screens and when a reader zooms.
+    """
     import matplotlib as mpl
 
     mpl.rcParams.update(STYLE)
+    try:
+        from IPython import get_ipython
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:  # plain Python: no inline figures to configure
+        return
+    if get_ipython() is not None:
+        set_matplotlib_formats("retina")
 
 
 def as_image(x: torch.Tensor | np.ndarray) -> np.ndarray:
