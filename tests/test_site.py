@@ -156,3 +156,12 @@ def test_no_page_scrolls_sideways(browser, site_url, width):
             wide.append(f"{path} ({scroll} px in {client} px)")
     context.close()
     assert not wide, f"at {width} px these pages scroll sideways: {wide}"
+
+
+@pytest.mark.parametrize("query, chapter", [("stride", "Stride"), ("padding", "Padding"), ("pooling", "Pooling"),
+                                            ("dropout", "Regularization")])
+def test_search_puts_the_chapter_named_by_the_query_first(page, site_url, query, chapter):
+    page.goto(f"{site_url}/search.html?q={query}", wait_until="load")
+    page.wait_for_selector("#search-results ul.search li", timeout=30_000)
+    first = page.locator("#search-results ul.search li a").first.inner_text()
+    assert first.startswith(chapter), f"searching {query!r} lists {first!r} first"
