@@ -165,3 +165,12 @@ def test_search_puts_the_chapter_named_by_the_query_first(page, site_url, query,
     page.wait_for_selector("#search-results ul.search li", timeout=30_000)
     first = page.locator("#search-results ul.search li a").first.inner_text()
     assert first.startswith(chapter), f"searching {query!r} lists {first!r} first"
+
+
+def test_chapter_pages_are_light_and_frames_are_files(site_dir):
+    """Slider frames are files the page fetches when shown, not base64 in the HTML: every page stays under 400 KB."""
+    heavy = {p: (site_dir / p).stat().st_size for p in toc_pages() if (site_dir / p).stat().st_size > 400_000}
+    assert not heavy, f"pages over 400 KB: {heavy}"
+    inline = [p for p in toc_pages() if "data:image/png;base64" in (site_dir / p).read_text(encoding="utf-8")]
+    assert not inline, f"pages with inline frames: {inline}"
+    assert any((site_dir / "_images" / "frames").iterdir())
