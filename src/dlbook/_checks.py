@@ -27,6 +27,7 @@ __all__ = [
     "tensors",
     "same_shape",
     "generator",
+    "has_shape",
 ]
 
 
@@ -141,3 +142,12 @@ def generator(value: object, name: str = "generator") -> torch.Generator | None:
     if value is not None and not isinstance(value, torch.Generator):
         raise TypeError(f"{name} must be a torch.Generator or None, got {type(value).__name__}")
     return value
+
+
+def has_shape(x: object, name: str, *shapes: Sequence[int | None]) -> torch.Tensor:
+    """Return ``x`` if it is a tensor whose shape is one of ``shapes`` (``None`` in a shape matches any size)."""
+    check_tensor(x, name, floating=False)
+    if not any(len(s) == x.ndim and all(a in (None, b) for a, b in zip(s, x.shape, strict=True)) for s in shapes):
+        wanted = " or ".join("(" + ", ".join("_" if a is None else str(a) for a in s) + ")" for s in shapes)
+        raise ValueError(f"{name} must have shape {wanted}, got {tuple(x.shape)}")
+    return x

@@ -28,8 +28,8 @@ An **autoencoder** is an encoder ``f`` and a decoder ``g`` trained so that ``g(f
   :func:`importance_log_likelihood` a tighter estimate of ``log p(x)``; :func:`aggregate_log_density` the density of
   the codes of a whole training set, to compare with the prior).
 
-Shapes: inputs are (B, D) or images (B, C, H, W), which the models flatten to (B, D) with D = C·H·W; codes and latent
-variables are (B, Z).
+The networks are ``torch.nn.Sequential`` stacks of ``torch.nn.Linear`` layers (:func:`mlp`). Shapes: inputs are
+(B, D) or images (B, C, H, W), which the models flatten to (B, D) with D = C·H·W; codes and latent variables are (B, Z).
 """
 
 from __future__ import annotations
@@ -39,14 +39,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
-from dlbook._checks import check_tensor, non_negative_int, number, positive_int
+from dlbook._checks import (
+    check_tensor,
+    flag,
+    has_shape,
+    non_negative_int,
+    number,
+    one_of,
+    positive_int,
+    same_shape,
+)
 from dlbook.training import History, ShuffledBatches, train
 
 __all__ = [
     "ACTIVATIONS",
-    "activate",
     "mlp",
+    "TiedLinear",
     "Autoencoder",
     "VAE",
     "reconstruction_error",
@@ -72,128 +83,65 @@ __all__ = [
     "train_vae",
 ]
 
-ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh")
-
-
-# ------------------------------------------------------------------------------------------------ checks
-def _check_activation(name: object, param: str) -> str:
-    if name not in ACTIVATIONS:
-        raise ValueError(f"{param} must be one of {ACTIVATIONS}, got {name!r}")
-    return name  # type: ignore[return-value]
-
-
-def _check_number(value: object, name: str, *, minimum: float = 0.0, strict: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise TypeError(f"{name} must be a finite number, got {value!r}")
-    if value < minimum or (strict and value == minimum):
-        raise ValueError(f"{name} must be {'>' if strict else '>='} {minimum}, got {value!r}")
-    return float(value)
-
-
-def _check_generator(generator: object) -> torch.Generator | None:
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-    return generator
-
-
-def _check_same_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:
-    if a.shape != b.shape:
-        raise ValueError(f"{name_a} and {name_b} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
-
-
-def _check_batch(x: object, name: str, min_ndim: int = 1) -> torch.Tensor:
-    """``x`` must be a floating-point tensor with at least ``min_ndim`` dimensions."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim < min_ndim:
-        raise ValueError(f"{name} must have at least {min_ndim} dimension(s), got shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    return x
-
-
-def _check_gaussian(mu: object, logvar: object) -> None:
-    _check_batch(mu, "mu")
-    _check_batch(logvar, "logvar")
-    _check_same_shape(mu, logvar, "mu", "logvar")
+# the element-wise non-linearities a model can use, by name
+ACTIVATIONS = {"linear": nn.Identity, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 
 
 # ---------------------------------------------------------------------------------------- building blocks
-def activate(a: torch.Tensor, activation: str) -> torch.Tensor:
-    """Apply an element-wise non-linearity: ``"linear"`` (identity), ``"relu"``, ``"sigmoid"`` or ``"tanh"``."""
-    _check_activation(activation, "activation")
-    if activation == "relu":
-        return torch.relu(a)
-    if activation == "sigmoid":
-        return torch.sigmoid(a)
-    if activation == "tanh":
-        return torch.tanh(a)
-    return a
-
-
 def mlp(
-    x: torch.Tensor,
-    weights: Sequence[torch.Tensor],
-    biases: Sequence[torch.Tensor],
+    sizes: Sequence[int],
     activation: str = "relu",
     final: str = "linear",
-) -> torch.Tensor:
-    """A stack of dense layers: ``a_{l+1} = act(a_l W_lᵀ + b_l)``, ``final`` after the last layer.
+    *,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype | None = None,
+) -> nn.Sequential:
+    """Dense layers ``D_0 -> D_1 -> ... -> D_L``: ``a_{l+1} = act(a_l W_lᵀ + b_l)``, ``final`` after the last one.
 
-    Shapes: x (B, D_0); ``weights[l]`` (D_{l+1}, D_l) as in ``torch.nn.Linear``; ``biases[l]`` (D_{l+1},);
-    output (B, D_L).
+    An ``nn.Sequential`` of ``nn.Linear(D_l, D_{l+1})``, each followed by ``ACTIVATIONS[activation]``, the last by
+    ``ACTIVATIONS[final]``. ``nn.Linear`` draws its initial W and b from U(-1/√D_l, 1/√D_l) with torch's global random
+    generator. Given ``generator``, the global generator is seeded with one draw from it while the layers are built,
+    and restored afterwards: the same ``generator`` state gives the same weights, and other draws are not disturbed.
+    Shapes: (B, D_0) -> (B, D_L).
     """
-    check_tensor(x, "x", (2,))
-    _check_activation(activation, "activation")
-    _check_activation(final, "final")
-    if len(weights) != len(biases) or not weights:
-        raise ValueError(f"weights and biases must be non-empty and of equal length, got {len(weights)} and "
-                         f"{len(biases)}")
-    a = x  # (B, D_0)
-    for index, (w, b) in enumerate(zip(weights, biases, strict=True)):
-        if w.ndim != 2 or w.shape[1] != a.shape[1] or b.shape != (w.shape[0],):
-            raise ValueError(f"layer {index}: weights[{index}] {tuple(w.shape)} and biases[{index}] "
-                             f"{tuple(b.shape)} do not fit an input with {a.shape[1]} features")
-        a = a @ w.T + b  # (B, D_{l+1})
-        a = activate(a, final if index == len(weights) - 1 else activation)
-    return a
+    one_of(activation, "activation", ACTIVATIONS)
+    one_of(final, "final", ACTIVATIONS)
+    with torch.random.fork_rng(devices=[], enabled=generator is not None):
+        if generator is not None:
+            torch.manual_seed(int(torch.randint(2**62, (), generator=generator)))
+        layers = []
+        for n_in, n_out in zip(sizes, sizes[1:], strict=False):
+            layers += [nn.Linear(n_in, n_out, dtype=dtype), ACTIVATIONS[activation]()]
+    layers[-1] = ACTIVATIONS[final]()
+    return nn.Sequential(*layers)
 
 
-def _linear_init(n_out: int, n_in: int, generator: torch.Generator | None, dtype: torch.dtype | None):
-    """``torch.nn.Linear``'s default initialisation, U(-1/√n_in, 1/√n_in), drawn from ``generator``."""
-    bound = 1.0 / math.sqrt(n_in)
-    dtype = dtype or torch.get_default_dtype()
-    w = (torch.rand(n_out, n_in, generator=generator, dtype=dtype) * 2 - 1) * bound  # (n_out, n_in)
-    b = (torch.rand(n_out, generator=generator, dtype=dtype) * 2 - 1) * bound  # (n_out,)
-    return torch.nn.Parameter(w), torch.nn.Parameter(b)
+class TiedLinear(nn.Module):
+    """A dense layer that runs another layer's weight matrix backwards: ``y = x W + b``, ``F.linear(x, Wᵀ, b)``.
+
+    ``weight`` is the other layer's (out, in) Parameter itself, not a copy, so both layers train one matrix (tied
+    weights, ``W_dec = W_encᵀ``); ``bias`` (in,) is this layer's own. Shapes: (B, out) -> (B, in).
+    """
+
+    def __init__(self, weight: nn.Parameter, bias: nn.Parameter) -> None:
+        super().__init__()
+        self.weight, self.bias = weight, bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight.t(), self.bias)  # (B, in)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.weight.shape[0]}, out_features={self.weight.shape[1]}, tied"
 
 
-def _features(in_features: int | Sequence[int]) -> tuple[int, tuple[int, ...]]:
-    """``in_features`` as (D, shape of one example): an int D, or an image shape such as (1, 28, 28)."""
-    if isinstance(in_features, int) and not isinstance(in_features, bool):
-        return positive_int(in_features, "in_features"), (in_features,)
-    if isinstance(in_features, Sequence) and not isinstance(in_features, str) and len(in_features) > 0:
-        shape = tuple(positive_int(s, "in_features") for s in in_features)
-        return math.prod(shape), shape
-    raise TypeError(f"in_features must be an int or a shape such as (1, 28, 28), got {in_features!r}")
+def _example_shape(in_features: int | Sequence[int]) -> tuple[int, ...]:
+    """The shape of one example: an int D gives (D,); an image shape such as (1, 28, 28) stays."""
+    shape = tuple(in_features) if isinstance(in_features, Sequence) else (in_features,)
+    positive_int(len(shape), "len(in_features)")
+    return tuple(positive_int(n, "in_features") for n in shape)
 
 
-def _check_hidden(hidden: object) -> tuple[int, ...]:
-    if not isinstance(hidden, Sequence) or isinstance(hidden, str):
-        raise TypeError(f"hidden must be a sequence of layer widths, got {hidden!r}")
-    return tuple(positive_int(h, "hidden") for h in hidden)
-
-
-def _flatten(x: torch.Tensor, shape: tuple[int, ...], D: int) -> torch.Tensor:
-    """(B, *shape) or (B, D) -> (B, D), with a message that names the expected shape."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    if tuple(x.shape[1:]) not in (shape, (D,)):
-        raise ValueError(f"x must have shape (B, {', '.join(map(str, shape))}) or (B, {D}), got {tuple(x.shape)}")
-    return x.reshape(x.shape[0], D)  # (B, D)
-
-
-class Autoencoder(torch.nn.Module):
+class Autoencoder(nn.Module):
     """An encoder ``f`` and a decoder ``g`` made of dense layers: ``forward(x) = g(f(x))``.
 
     Args:
@@ -204,7 +152,7 @@ class Autoencoder(torch.nn.Module):
         code_activation: non-linearity of the code layer (``"relu"`` gives exact zeros, as a sparse code needs).
         output: non-linearity of the reconstruction (``"sigmoid"`` for pixels in [0, 1], ``"linear"`` otherwise).
         tied: the decoder's weights are the encoder's, transposed (``W_dec = W_encᵀ``); biases stay separate.
-        generator: draws the initial weights (``torch.nn.Linear``'s scheme), for a run that repeats exactly.
+        generator: seeds the initial weights (``torch.nn.Linear``'s scheme), for a run that repeats exactly.
 
     Shapes: ``encode`` (B, D) or (B, *in_features) -> (B, Z); ``decode`` (B, Z) -> (B, *in_features).
     """
@@ -223,55 +171,42 @@ class Autoencoder(torch.nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        self.D, self.shape = _features(in_features)
-        self.Z = positive_int(code_size, "code_size")
-        self.hidden = _check_hidden(hidden)
-        self.activation = _check_activation(activation, "activation")
-        self.code_activation = _check_activation(code_activation, "code_activation")
-        self.output = _check_activation(output, "output")
-        if not isinstance(tied, bool):
-            raise TypeError(f"tied must be a bool, got {tied!r}")
-        self.tied = tied
-        _check_generator(generator)
+        self.shape, self.hidden = _example_shape(in_features), tuple(positive_int(h, "hidden") for h in hidden)
+        self.D, self.Z = math.prod(self.shape), positive_int(code_size, "code_size")
+        self.code_activation = one_of(code_activation, "code_activation", ACTIVATIONS)
+        one_of(output, "output", ACTIVATIONS)
         sizes = [self.D, *self.hidden, self.Z]
-        enc = [_linear_init(n_out, n_in, generator, dtype) for n_in, n_out in zip(sizes, sizes[1:], strict=False)]
-        self.enc_weights = torch.nn.ParameterList([w for w, _ in enc])
-        self.enc_biases = torch.nn.ParameterList([b for _, b in enc])
-        back = sizes[::-1]
-        dec = [_linear_init(n_out, n_in, generator, dtype) for n_in, n_out in zip(back, back[1:], strict=False)]
-        self.dec_weights = torch.nn.ParameterList([] if tied else [w for w, _ in dec])
-        self.dec_biases = torch.nn.ParameterList([b for _, b in dec])
+        self.encoder = mlp(sizes, activation, code_activation, generator=generator, dtype=dtype)  # x -> h
+        self.decoder = mlp(sizes[::-1], activation, output, generator=generator, dtype=dtype)  # h -> r
+        if flag(tied, "tied"):  # the decoder's i-th linear layer runs the encoder's i-th from last backwards
+            for i, layer in enumerate(reversed(self.encoder[::2])):  # [::2]: the nn.Linear layers
+                self.decoder[2 * i] = TiedLinear(layer.weight, self.decoder[2 * i].bias)
 
     def decoder_weights(self) -> list[torch.Tensor]:
-        """The decoder's weight matrices, first layer first: (D_{l+1}, D_l) each; the transposes when tied."""
-        if self.tied:
-            return [w.T for w in reversed(self.enc_weights)]
-        return list(self.dec_weights)
+        """The decoder's weight matrices, first layer first: (D_{l+1}, D_l) each; views of the encoder's when tied."""
+        return [m.weight.t() if isinstance(m, TiedLinear) else m.weight for m in self.decoder[::2]]
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """``h = f(x)``: (B, D) or (B, *in_features) -> (B, Z)."""
-        flat = _flatten(x, self.shape, self.D)  # (B, D)
-        return mlp(flat, list(self.enc_weights), list(self.enc_biases), self.activation, self.code_activation)
+        flat = has_shape(x, "x", (None, *self.shape), (None, self.D)).flatten(1)  # (B, D)
+        return self.encoder(flat)  # (B, Z)
 
     def decode(self, h: torch.Tensor) -> torch.Tensor:
         """``r = g(h)``: (B, Z) -> (B, *in_features)."""
-        check_tensor(h, "h", (2,))
-        if h.shape[1] != self.Z:
-            raise ValueError(f"h must have shape (B, {self.Z}), got {tuple(h.shape)}")
-        r = mlp(h, self.decoder_weights(), list(self.dec_biases), self.activation, self.output)  # (B, D)
-        return r.reshape(h.shape[0], *self.shape)  # (B, *in_features)
+        r = self.decoder(has_shape(h, "h", (None, self.Z)))  # (B, D)
+        return r.unflatten(1, self.shape)  # (B, *in_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The reconstruction ``g(f(x))``: (B, *in_features) -> (B, *in_features)."""
         return self.decode(self.encode(x))
 
 
-class VAE(torch.nn.Module):
+class VAE(nn.Module):
     """A variational autoencoder with a Gaussian encoder and a Bernoulli decoder (pixels in [0, 1]).
 
     The encoder maps x to the mean μ and log-variance log σ² of ``q(z|x) = N(μ, diag σ²)`` (one network whose last
     layer has 2Z outputs); the decoder maps a latent ``z`` to pixel probabilities ``p(x|z)``; the prior is
-    ``p(z) = N(0, I)``.
+    ``p(z) = N(0, I)``. ``generator`` seeds the initial weights.
 
     Shapes: ``encode`` (B, *in_features) -> (μ, log σ²), each (B, Z); ``decode`` (B, Z) -> (B, *in_features);
     ``forward`` returns (reconstruction, μ, log σ²); ``sample(n)`` decodes n draws from the prior.
@@ -288,33 +223,22 @@ class VAE(torch.nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        self.D, self.shape = _features(in_features)
-        self.Z = positive_int(latent_size, "latent_size")
-        self.hidden = _check_hidden(hidden)
-        self.activation = _check_activation(activation, "activation")
-        _check_generator(generator)
-        sizes = [self.D, *self.hidden, 2 * self.Z]
-        enc = [_linear_init(n_out, n_in, generator, dtype) for n_in, n_out in zip(sizes, sizes[1:], strict=False)]
-        back = [self.Z, *self.hidden[::-1], self.D]
-        dec = [_linear_init(n_out, n_in, generator, dtype) for n_in, n_out in zip(back, back[1:], strict=False)]
-        self.enc_weights = torch.nn.ParameterList([w for w, _ in enc])
-        self.enc_biases = torch.nn.ParameterList([b for _, b in enc])
-        self.dec_weights = torch.nn.ParameterList([w for w, _ in dec])
-        self.dec_biases = torch.nn.ParameterList([b for _, b in dec])
+        self.shape, widths = _example_shape(in_features), [positive_int(h, "hidden") for h in hidden]
+        self.D, self.Z = math.prod(self.shape), positive_int(latent_size, "latent_size")
+        sizes = [self.D, *widths, self.Z]
+        self.encoder = mlp([*sizes[:-1], 2 * self.Z], activation, generator=generator, dtype=dtype)  # x -> (μ, log σ²)
+        self.decoder = mlp(sizes[::-1], activation, "sigmoid", generator=generator, dtype=dtype)  # z -> p(x|z)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The parameters of ``q(z|x)``: (μ, log σ²), each (B, Z)."""
-        flat = _flatten(x, self.shape, self.D)  # (B, D)
-        out = mlp(flat, list(self.enc_weights), list(self.enc_biases), self.activation, "linear")  # (B, 2Z)
-        return out[:, : self.Z], out[:, self.Z :]  # (B, Z), (B, Z)
+        flat = has_shape(x, "x", (None, *self.shape), (None, self.D)).flatten(1)  # (B, D)
+        mu, logvar = self.encoder(flat).chunk(2, dim=1)  # (B, 2Z) -> (B, Z), (B, Z)
+        return mu, logvar
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Pixel probabilities of ``p(x|z)``: (B, Z) -> (B, *in_features), each in (0, 1)."""
-        check_tensor(z, "z", (2,))
-        if z.shape[1] != self.Z:
-            raise ValueError(f"z must have shape (B, {self.Z}), got {tuple(z.shape)}")
-        r = mlp(z, list(self.dec_weights), list(self.dec_biases), self.activation, "sigmoid")  # (B, D)
-        return r.reshape(z.shape[0], *self.shape)  # (B, *in_features)
+        r = self.decoder(has_shape(z, "z", (None, self.Z)))  # (B, D)
+        return r.unflatten(1, self.shape)  # (B, *in_features)
 
     def forward(
         self, x: torch.Tensor, generator: torch.Generator | None = None
@@ -330,20 +254,16 @@ class VAE(torch.nn.Module):
         These are the decoder's means ``E[x|z]``, what pictures of VAE samples usually show; an image drawn from the
         model itself is ``torch.bernoulli`` of them, each pixel independently.
         """
-        positive_int(n, "n")
-        _check_generator(generator)
-        w = self.dec_weights[0]
-        z = torch.randn(n, self.Z, generator=generator, dtype=w.dtype, device=w.device)  # (n, Z)
+        w = self.decoder[0].weight
+        z = torch.randn(positive_int(n, "n"), self.Z, generator=generator, dtype=w.dtype, device=w.device)  # (n, Z)
         return self.decode(z)
 
 
 # ------------------------------------------------------------------------------------ regularised autoencoders
 def reconstruction_error(recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Squared error per example, summed over its D numbers: ``‖x - r‖²``, shape (B,)."""
-    _check_batch(recon, "recon")
-    _check_batch(x, "x")
-    _check_same_shape(recon, x, "recon", "x")
-    return (recon - x).pow(2).reshape(x.shape[0], -1).sum(1)  # (B,)
+    same_shape(check_tensor(recon, "recon", min_ndim=1), check_tensor(x, "x", min_ndim=1), "recon", "x")
+    return (recon - x).pow(2).reshape(len(x), -1).sum(1)  # (B,)
 
 
 def sparsity_penalty(code: torch.Tensor) -> torch.Tensor:
@@ -365,12 +285,9 @@ def encoder_jacobian(encode: Callable[[torch.Tensor], torch.Tensor], x: torch.Te
     """
     if not callable(encode):
         raise TypeError(f"encode must be callable (x -> code), got {type(encode).__name__}")
-    _check_batch(x, "x", 2)
+    check_tensor(x, "x", min_ndim=2)
     xg = x if x.requires_grad else x.detach().requires_grad_(True)
-    h = encode(xg)  # (B, Z)
-    if not isinstance(h, torch.Tensor) or h.ndim != 2 or h.shape[0] != x.shape[0]:
-        raise ValueError(f"encode must return a code of shape (B, Z) with B = {x.shape[0]}, got "
-                         f"{tuple(getattr(h, 'shape', ()))}")
+    h = has_shape(encode(xg), "the code encode(x)", (len(x), None))  # (B, Z)
     B, Z = h.shape
     basis = torch.eye(Z, dtype=h.dtype, device=h.device)[:, None, :].expand(Z, B, Z)  # (Z, B, Z): one unit each
     (rows,) = torch.autograd.grad(h, xg, basis, create_graph=True, is_grads_batched=True)  # (Z, B, *x.shape[1:])
@@ -384,16 +301,13 @@ def contractive_penalty(encode: Callable[[torch.Tensor], torch.Tensor], x: torch
     return encoder_jacobian(encode, x).pow(2).sum((1, 2)).mean()  # ()
 
 
-def _activation_slope(a: torch.Tensor, activation: str) -> torch.Tensor:
-    """The derivative of ``activate(a, activation)`` with respect to ``a``, element-wise."""
-    if activation == "relu":
-        return (a > 0).to(a.dtype)
-    if activation == "sigmoid":
-        s = torch.sigmoid(a)
-        return s * (1 - s)
-    if activation == "tanh":
-        return 1 - torch.tanh(a).pow(2)
-    return torch.ones_like(a)
+# the derivative act'(a) of each activation, element-wise
+_SLOPES = {
+    "linear": torch.ones_like,
+    "relu": lambda a: (a > 0).to(a.dtype),
+    "sigmoid": lambda a: torch.sigmoid(a) * (1 - torch.sigmoid(a)),
+    "tanh": lambda a: 1 - torch.tanh(a).pow(2),
+}
 
 
 def dense_contractive_penalty(
@@ -409,32 +323,22 @@ def dense_contractive_penalty(
     One matrix product instead of Z backward passes. Shapes: x (B, D), weight (Z, D), bias (Z,) -> scalar.
     """
     check_tensor(x, "x", (2,))
-    check_tensor(weight, "weight", (2,))
-    check_tensor(bias, "bias", (1,))
-    _check_activation(activation, "activation")
-    if weight.shape[1] != x.shape[1] or bias.shape != (weight.shape[0],):
-        raise ValueError(f"weight must be (Z, {x.shape[1]}) and bias (Z,), got {tuple(weight.shape)} and "
-                         f"{tuple(bias.shape)}")
-    slope = _activation_slope(x @ weight.T + bias, activation)  # (B, Z)
+    has_shape(weight, "weight", (None, x.shape[1]))
+    has_shape(bias, "bias", (weight.shape[0],))
+    slope = _SLOPES[one_of(activation, "activation", ACTIVATIONS)](F.linear(x, weight, bias))  # (B, Z): act'(a)
     return (slope.pow(2) @ weight.pow(2).sum(1)).mean()  # (B,) -> ()
 
 
 def corrupt(x: torch.Tensor, noise_std: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """The denoising autoencoder's input: ``x̃ = x + ε``, ``ε ~ N(0, noise_std²)`` element-wise. Same shape as x."""
-    _check_batch(x, "x")
-    noise_std = _check_number(noise_std, "noise_std")
-    _check_generator(generator)
-    noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)  # (B, ...)
-    return x + noise_std * noise
+    noise = torch.randn(check_tensor(x, "x").shape, generator=generator, dtype=x.dtype, device=x.device)  # (B, ...)
+    return x + number(noise_std, "noise_std", minimum=0) * noise
 
 
 def code_sparsity(code: torch.Tensor, tol: float = 0.0) -> float:
     """The fraction of code entries with ``|h| <= tol``: 0 = every unit active, 1 = all silent. Code (B, Z)."""
-    check_tensor(code, "code", (2,))
-    tol = _check_number(tol, "tol")
-    if code.numel() == 0:
-        raise ValueError(f"code must not be empty, got shape {tuple(code.shape)}")
-    return float((code.abs() <= tol).double().mean())
+    positive_int(check_tensor(code, "code", (2,)).numel(), "the number of code entries")
+    return float((code.abs() <= number(tol, "tol", minimum=0)).double().mean())
 
 
 # --------------------------------------------------------------------------------------------- PCA and angles
@@ -445,10 +349,8 @@ def pca_basis(x: torch.Tensor, k: int) -> torch.Tensor:
     eigenvectors of the covariance with the largest variances). The sign of each column is fixed so that its
     largest-magnitude entry is positive.
     """
-    check_tensor(x, "x", (2,))
-    N, D = x.shape
-    k = positive_int(k, "k")
-    if k > min(N, D):
+    N, D = check_tensor(x, "x", (2,)).shape
+    if positive_int(k, "k") > min(N, D):
         raise ValueError(f"k must be <= min(N, D) = {min(N, D)} for x of shape {(N, D)}, got {k}")
     centred = x - x.mean(0, keepdim=True)  # (N, D)
     _, _, vh = torch.linalg.svd(centred, full_matrices=False)  # vh (min(N, D), D), rows by decreasing variance
@@ -458,15 +360,11 @@ def pca_basis(x: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def _orthonormal(a: torch.Tensor, name: str) -> torch.Tensor:
-    check_tensor(a, name, (2,))
-    if a.shape[1] == 0 or a.shape[1] > a.shape[0]:
-        raise ValueError(f"{name} must be (D, k) with 1 <= k <= D columns spanning a subspace, got {tuple(a.shape)}")
-    singular = torch.linalg.svdvals(a)  # (k,) descending
-    if not singular[-1] > 1e-10 * singular[0]:
-        raise ValueError(f"{name} has linearly dependent columns: they do not span a {a.shape[1]}-dimensional "
-                         f"subspace")
-    q, _ = torch.linalg.qr(a)  # (D, k): an orthonormal basis of the column space
-    return q
+    """An orthonormal basis (D, k) of the column space of ``a`` (D, k), whose k columns must be independent."""
+    k = check_tensor(a, name, (2,)).shape[1]
+    if k == 0 or torch.linalg.matrix_rank(a, rtol=1e-10) < k:
+        raise ValueError(f"{name} must have 1 <= k <= D linearly independent columns, got shape {tuple(a.shape)}")
+    return torch.linalg.qr(a)[0]  # (D, k)
 
 
 def principal_angles(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -478,9 +376,8 @@ def principal_angles(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     the singular values of the part of one basis that lies outside the other subspace (Björck and Golub's method,
     as in ``scipy.linalg.subspace_angles``).
     """
-    qa, qb = _orthonormal(a, "a"), _orthonormal(b, "b")
-    if qa.shape[0] != qb.shape[0]:
-        raise ValueError(f"a and b must have the same number of rows D, got {tuple(a.shape)} and {tuple(b.shape)}")
+    qa = _orthonormal(a, "a")  # (D, k)
+    qb = _orthonormal(has_shape(b, "b", (len(a), None)), "b")  # (D, l)
     if qa.shape[1] < qb.shape[1]:
         qa, qb = qb, qa  # qa spans the larger subspace
     cross = qa.T @ qb  # (k, l), k >= l
@@ -495,13 +392,9 @@ def nearest_distance(samples: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
 
     Both are flattened per example. A generated image far from every training image is not like the data.
     """
-    _check_batch(samples, "samples", 2)
-    _check_batch(data, "data", 2)
-    a = samples.reshape(samples.shape[0], -1)  # (N, D)
-    b = data.reshape(data.shape[0], -1)  # (M, D)
-    if a.shape[1] != b.shape[1] or b.shape[0] == 0:
-        raise ValueError(f"samples and data must hold examples of the same size and data must not be empty, got "
-                         f"{tuple(samples.shape)} and {tuple(data.shape)}")
+    b = check_tensor(data, "data", min_ndim=2).flatten(1)  # (M, D)
+    a = has_shape(check_tensor(samples, "samples", min_ndim=2).flatten(1), "samples, flattened", (None, b.shape[1]))
+    positive_int(len(b), "the number of rows of data")
     sq = a.pow(2).sum(1, keepdim=True) + b.pow(2).sum(1) - 2 * a @ b.T  # (N, M): ‖a‖² + ‖b‖² - 2 a·b
     return sq.min(1).values.clamp_min(0).sqrt()  # (N,)
 
@@ -516,7 +409,7 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
     zero exactly when μ = 0 and σ = 1. Shapes: mu, logvar (..., Z) -> (...), e.g. (B, Z) -> (B,).
     """
-    _check_gaussian(mu, logvar)
+    same_shape(check_tensor(mu, "mu", min_ndim=1), check_tensor(logvar, "logvar", min_ndim=1), "mu", "logvar")
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1)  # (...)
 
 
@@ -528,8 +421,7 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Gene
     ``∂z/∂log σ² = σ ε / 2`` are ordinary derivatives and the gradient flows through the sample. ``σ = exp(½ log σ²)``.
     Shapes: mu, logvar (..., Z) -> z (..., Z).
     """
-    _check_gaussian(mu, logvar)
-    _check_generator(generator)
+    same_shape(check_tensor(mu, "mu", min_ndim=1), check_tensor(logvar, "logvar", min_ndim=1), "mu", "logvar")
     eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)  # (..., Z)
     return mu + torch.exp(0.5 * logvar) * eps  # (..., Z)
 
@@ -540,12 +432,10 @@ def bernoulli_nll(recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     ``-Σ_i [x_i log r_i + (1 - x_i) log(1 - r_i)]``: binary cross-entropy (二元交叉熵). Each log is clamped at -100,
     as ``torch.nn.functional.binary_cross_entropy`` does, so that r = 0 or 1 gives a large finite loss.
     """
-    _check_batch(recon, "recon")
-    _check_batch(x, "x")
-    _check_same_shape(recon, x, "recon", "x")
+    same_shape(check_tensor(recon, "recon", min_ndim=1), check_tensor(x, "x", min_ndim=1), "recon", "x")
     log_r = torch.log(recon).clamp_min(-100.0)  # (B, ...)
     log_1mr = torch.log1p(-recon).clamp_min(-100.0)  # (B, ...)
-    return -(x * log_r + (1 - x) * log_1mr).reshape(x.shape[0], -1).sum(1)  # (B,)
+    return -(x * log_r + (1 - x) * log_1mr).reshape(len(x), -1).sum(1)  # (B,)
 
 
 def vae_loss(
@@ -562,12 +452,9 @@ def vae_loss(
     estimate of it); β > 1 pulls the posteriors harder towards the prior (β-VAE), β < 1 favours reconstruction.
     Shapes: recon, x (B, ...) pixel probabilities and data in [0, 1]; mu, logvar (B, Z) -> scalar.
     """
-    beta = _check_number(beta, "beta")
+    beta = number(beta, "beta", minimum=0)
     nll = bernoulli_nll(recon, x)  # (B,)
-    kl = gaussian_kl(mu, logvar)  # (B,)
-    if mu.ndim != 2 or nll.shape != kl.shape:
-        raise ValueError(f"mu and logvar must be (B, Z) with the B of x, got {tuple(mu.shape)} for x of shape "
-                         f"{tuple(x.shape)}")
+    kl = gaussian_kl(has_shape(mu, "mu", (len(x), None)), logvar)  # (B,)
     return (nll + beta * kl).mean()  # ()
 
 
@@ -591,11 +478,9 @@ def importance_log_likelihood(
     """
     if not isinstance(model, VAE):
         raise TypeError(f"model must be a VAE, got {type(model).__name__}")
-    k = positive_int(k, "k")
-    _check_generator(generator)
     mu, logvar = model.encode(x)  # (B, Z), (B, Z)
     B, Z = mu.shape
-    eps = torch.randn(k, B, Z, generator=generator, dtype=mu.dtype, device=mu.device)  # (k, B, Z)
+    eps = torch.randn(positive_int(k, "k"), B, Z, generator=generator, dtype=mu.dtype, device=mu.device)  # (k, B, Z)
     z = mu + torch.exp(0.5 * logvar) * eps  # (k, B, Z)
     recon = model.decode(z.reshape(k * B, Z))  # (k·B, ...)
     log_px_z = -bernoulli_nll(recon, x.repeat(k, *([1] * (x.ndim - 1)))).reshape(k, B)  # (k, B)
@@ -615,15 +500,13 @@ def aggregate_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tenso
 
     It is the distribution of the codes of the whole training set; the prior ``N(0, I)`` is what sampling assumes
     it to be (Hoffman and Johnson's "ELBO surgery" measures the gap as ``KL(q(z) ‖ p(z))``).
-    Shapes: z (S, Z); mu, logvar (N, Z) -> (S,). Memory grows as S·N·Z.
+    Shapes: z (S, Z); mu, logvar (N, Z) with N >= 1 -> (S,). Memory grows as S·N·Z.
     """
-    _check_batch(z, "z", 2)
-    _check_gaussian(mu, logvar)
-    if mu.ndim != 2 or z.ndim != 2 or z.shape[1] != mu.shape[1] or mu.shape[0] == 0:
-        raise ValueError(f"z must be (S, Z) and mu, logvar (N, Z) with N >= 1 and the same Z, got "
-                         f"{tuple(z.shape)} and {tuple(mu.shape)}")
+    same_shape(check_tensor(mu, "mu", (2,)), check_tensor(logvar, "logvar", (2,)), "mu", "logvar")
+    has_shape(check_tensor(z, "z"), "z", (None, mu.shape[1]))
+    N = positive_int(len(mu), "the number of posteriors, len(mu)")
     log_components = _log_normal(z[:, None, :], mu[None], logvar[None])  # (S, N)
-    return torch.logsumexp(log_components, 1) - math.log(mu.shape[0])  # (S,)
+    return torch.logsumexp(log_components, 1) - math.log(N)  # (S,)
 
 
 # ------------------------------------------------------------------------------------------------- training
@@ -688,7 +571,7 @@ def _contractive(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     autograd otherwise (the two agree; the closed form costs one matrix product instead of Z backward passes)."""
     if isinstance(model, Autoencoder) and not model.hidden:
         flat = x.reshape(x.shape[0], -1)  # (B, D)
-        return dense_contractive_penalty(flat, model.enc_weights[0], model.enc_biases[0], model.code_activation)
+        return dense_contractive_penalty(flat, model.encoder[0].weight, model.encoder[0].bias, model.code_activation)
     return contractive_penalty(model.encode, x)
 
 
