@@ -41,6 +41,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.lib.array_utils import normalize_axis_tuple
+
+from dlbook._checks import non_negative_int, number, one_of, positive_int
+from dlbook.arithmetic import conv_output_size
 
 __all__ = [
     "Tensor",
@@ -57,7 +61,6 @@ __all__ = [
     "topological_order",
     "Graph",
     "graph",
-    "draw_graph",
     "numerical_gradient",
     "mlp",
     "zero_grad",
@@ -91,22 +94,16 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 def _axes(axis: int | Sequence[int] | None, ndim: int,
           name: str = "axis") -> tuple[int, ...]:
-    """``axis`` as a tuple of non-negative axes (``None`` = all of them)."""
+    """``axis`` as a tuple of non-negative axes (``None`` = all of them).
+    NumPy refuses an axis out of range or repeated, naming ``name``."""
     if axis is None:
         return tuple(range(ndim))
-    items = (axis,) if not isinstance(axis, Sequence) else tuple(axis)
-    out = []
-    for a in items:
-        if not isinstance(a, int | np.integer) or isinstance(a, bool):
-            raise TypeError(f"{name} must be an int, a sequence of ints or "
-                            f"None, got {axis!r}")
-        if not -ndim <= a < ndim:
-            raise ValueError(f"{name}={axis!r} is out of range for a tensor "
-                             f"with {ndim} dimensions")
-        out.append(int(a) % ndim)
-    if len(set(out)) != len(out):
-        raise ValueError(f"{name}={axis!r} repeats an axis")
-    return tuple(out)
+    items = tuple(axis) if isinstance(axis, Sequence) else (axis,)
+    if not all(type(a) is not bool and isinstance(a, int | np.integer)
+               for a in items):
+        raise TypeError(f"{name} must be an int, a sequence of ints or "
+                        f"None, got {axis!r}")
+    return normalize_axis_tuple(items, ndim, name)
 
 
 class Tensor:
@@ -213,9 +210,7 @@ class Tensor:
         return out
 
     def __pow__(self, exponent: float) -> Tensor:
-        if not isinstance(exponent, int | float) or isinstance(exponent, bool):
-            raise TypeError("exponent must be a Python int or float (a "
-                            f"constant), got {type(exponent).__name__}")
+        number(exponent, "exponent")  # a constant, not a Tensor
         out = Tensor._result(self.data**exponent, (self,), f"**{exponent:g}")
 
         def _backward() -> None:
@@ -315,10 +310,9 @@ class Tensor:
     def transpose(self, *axes: int) -> Tensor:
         if len(axes) == 1 and isinstance(axes[0], tuple | list):
             axes = tuple(axes[0])
-        order = axes or tuple(reversed(range(self.ndim)))
-        if sorted(_axes(order, self.ndim, "axes")) != list(range(self.ndim)):
-            raise ValueError(f"axes must be a permutation of the {self.ndim} "
-                             f"axes, got {order!r}")
+        if not axes:  # the default: reverse them
+            axes = tuple(reversed(range(self.ndim)))
+        order = _axes(axes, self.ndim, "axes")  # NumPy refuses a wrong count
         out = Tensor._result(self.data.transpose(order), (self,), "transpose")
 
         def _backward() -> None:
@@ -485,9 +479,7 @@ def cross_entropy(input: Tensor, target: ArrayLike,
         shape = getattr(input, "shape", type(input))
         raise ValueError(
             f"input must be a (B, K) Tensor of logits, got {shape}")
-    if reduction not in ("mean", "sum"):
-        raise ValueError(
-            f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    one_of(reduction, "reduction", ("mean", "sum"))
     labels = np.asarray(target)
     B, K = input.shape
     if labels.shape != (B,) or not np.issubdtype(labels.dtype, np.integer):
@@ -543,24 +535,18 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None,
     * dL/dweight = correlate(the input, g), with the batch axis playing the
       part of the channels.
     """
-    for name, value, lo in (("stride", stride, 1), ("padding", padding, 0)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < lo:
-            raise ValueError(f"{name} must be an int >= {lo}, got {value!r}")
-    if input.ndim != 4 or weight.ndim != 4:
-        raise ValueError("input and weight must be 4-D, got input "
-                         f"{input.shape} and weight {weight.shape}")
+    s = positive_int(stride, "stride")
+    p = non_negative_int(padding, "padding")
+    if input.ndim != 4 or weight.ndim != 4 or input.shape[1] != weight.shape[1]:
+        raise ValueError("input (B, C, H, W) and weight (O, C, kH, kW) must "
+                         f"agree in C, got {input.shape} and {weight.shape}")
     O, C, kh, kw = weight.shape
-    if input.shape[1] != C:
-        raise ValueError(f"weight expects {C} input channels, input has "
-                         f"{input.shape[1]} (shape {input.shape})")
     if bias is not None and bias.shape != (O,):
         raise ValueError(f"bias must have shape ({O},), got {bias.shape}")
-    p, s = padding, stride
+    # the output size; refuses a kernel larger than the padded input
+    Ho, Wo = (conv_output_size(n, k, s, p)
+              for n, k in zip(input.shape[2:], (kh, kw), strict=True))
     xp = np.pad(input.data, ((0, 0), (0, 0), (p, p), (p, p)))  # (B, C, Hp, Wp)
-    Hp, Wp = xp.shape[-2:]
-    if Hp < kh or Wp < kw:
-        raise ValueError(f"kernel {kh}×{kw} is larger than the padded input "
-                         f"{Hp}×{Wp}")
     y = correlate(xp, weight.data, s)  # (B, O, Ho, Wo)
     if bias is not None:
         y = y + bias.data[:, None, None]
@@ -569,9 +555,8 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None,
 
     def _backward() -> None:
         g = out.grad  # (B, O, Ho, Wo)
-        B, _, Ho, Wo = g.shape
         # the gradient on the stride-1 grid, zeros between its entries
-        gd = np.zeros((B, O, (Ho - 1) * s + 1, (Wo - 1) * s + 1))
+        gd = np.zeros((len(g), O, (Ho - 1) * s + 1, (Wo - 1) * s + 1))
         gd[:, :, ::s, ::s] = g  # (B, O, Hd, Wd)
         # the part of the padded input that the kernel visited
         Hu, Wu = gd.shape[2] + kh - 1, gd.shape[3] + kw - 1
@@ -580,7 +565,7 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None,
         g_full = np.pad(gd, ((0, 0), (0, 0), (kh - 1,) * 2, (kw - 1,) * 2))
         dxp = np.zeros_like(xp)  # (B, C, Hp, Wp)
         dxp[:, :, :Hu, :Wu] = correlate(g_full, flipped)  # (B, C, Hu, Wu)
-        input.grad += dxp[:, :, p:Hp - p, p:Wp - p]  # (B, C, H, W)
+        input.grad += dxp[:, :, p:xp.shape[2] - p, p:xp.shape[3] - p]
         # dL/dweight: the input correlated with g (B summed like channels)
         x_used = xp[:, :, :Hu, :Wu].transpose(1, 0, 2, 3)  # (C, B, Hu, Wu)
         dw = correlate(x_used, gd.transpose(1, 0, 2, 3))   # (C, O, kH, kW)
@@ -626,117 +611,15 @@ class Graph:
     nodes: tuple[Tensor, ...]
     edges: tuple[tuple[int, int], ...]
 
-    def levels(self) -> list[int]:
-        """A column for each node in a left-to-right drawing: a result one
-        column right of its latest input; an input (leaf) one column left of
-        its first use."""
-        level = [0] * len(self.nodes)
-        parents: list[list[int]] = [[] for _ in self.nodes]
-        children: list[list[int]] = [[] for _ in self.nodes]
-        for p, c in self.edges:
-            parents[c].append(p)
-            children[p].append(c)
-        for i in range(len(self.nodes)):  # topological: parents are final
-            if parents[i]:
-                ops = [level[p] for p in parents[i] if parents[p]]
-                level[i] = 1 + max(ops, default=0)
-        for i in range(len(self.nodes)):
-            if not parents[i] and children[i]:
-                level[i] = min(level[c] for c in children[i]) - 1
-        return level
-
 
 def graph(root: Tensor) -> Graph:
-    """The graph of every operation that produced ``root``, for drawing
-    (:func:`draw_graph`) or inspection."""
+    """The graph of every operation that produced ``root``, for inspection
+    or drawing (:func:`dlbook.figures.draw_graph`)."""
     nodes = topological_order(root)
     index = {id(n): i for i, n in enumerate(nodes)}
     edges = tuple((index[id(p)], index[id(n)])
                   for n in nodes for p in n._parents)
     return Graph(tuple(nodes), edges)
-
-
-def _node_text(t: Tensor, values: bool) -> str:
-    name = t.label or t._op or "tensor"
-    if t._op and t.label:
-        name = f"{t.label} = {t._op}"
-    if t.data.size == 1 and t.ndim <= 1:
-        shape = "scalar"
-    else:
-        shape = "×".join(map(str, t.shape))
-    if values and t.data.size == 1:
-        return f"{name}\nvalue {t.data.item():.3g}\ngrad {t.grad.item():.3g}"
-    return f"{name}\n({shape})"
-
-
-def draw_graph(root: Tensor, *, values: bool = False, ax: Any = None,
-               figsize: tuple[float, float] | None = None,
-               fontsize: float = 10.0):
-    """Draw the engine's own graph of ``root``, left to right, in layers;
-    returns the Figure.
-
-    Leaves (inputs, parameters, constants) are grey boxes, operations blue,
-    ``root`` orange. With ``values=True``, single-number nodes show their
-    value and gradient (run ``root.backward()`` first).
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import FancyBboxPatch
-
-    g = graph(root)
-    level = g.levels()
-    base = min(level)
-    n_levels = max(level) - base + 1
-    columns: dict[int, list[int]] = {}
-    for i, lv in enumerate(level):
-        columns.setdefault(lv - base, []).append(i)
-    # Order the boxes of each column by the mean height of their neighbours
-    # (a few sweeps of the barycentre rule): short, mostly uncrossed edges.
-    y = {i: float(k) for col in columns.values() for k, i in enumerate(col)}
-    neighbours: dict[int, list[int]] = {i: [] for i in range(len(g.nodes))}
-    for p, c in g.edges:
-        neighbours[p].append(c)
-        neighbours[c].append(p)
-
-    def barycentre(i: int) -> float:
-        if not neighbours[i]:
-            return y[i]
-        return float(np.mean([y[j] for j in neighbours[i]]))
-
-    for _ in range(4):
-        for col in columns.values():
-            col.sort(key=barycentre)
-            for k, i in enumerate(col):
-                y[i] = k - (len(col) - 1) / 2
-    tallest = max(len(c) for c in columns.values())
-    if ax is None:
-        row = 1.05 if values else 0.8
-        size = figsize or (min(9.0, 1.5 * n_levels), row * tallest + 0.3)
-        fig, ax = plt.subplots(figsize=size)
-    else:
-        fig = ax.figure
-    box_w, box_h = 0.86, 0.8 if values else 0.62
-    x = {i: float(level[i] - base) for i in range(len(g.nodes))}
-    arrow = dict(arrowstyle="-|>", color="#57606a", lw=0.9, shrinkA=0,
-                 shrinkB=0)
-    for p, c in g.edges:
-        ax.annotate("", xy=(x[c] - box_w / 2, y[c]),
-                    xytext=(x[p] + box_w / 2, y[p]), arrowprops=arrow)
-    for i, t in enumerate(g.nodes):
-        if t is root:
-            colour = "#fbd38d"
-        else:
-            colour = "#cfe3ff" if t._parents else "#e6e6e6"
-        ax.add_patch(FancyBboxPatch(
-            (x[i] - box_w / 2, y[i] - box_h / 2), box_w, box_h,
-            boxstyle="round,pad=0.02,rounding_size=0.08", fc=colour,
-            ec="#57606a", lw=0.8))
-        ax.text(x[i], y[i], _node_text(t, values), ha="center", va="center",
-                fontsize=fontsize, linespacing=1.15)
-    ax.set_xlim(-0.5, n_levels - 0.5)
-    ax.set_ylim(-tallest / 2, tallest / 2)
-    ax.axis("off")
-    fig.tight_layout(pad=0.2)
-    return fig
 
 
 # ---------------------------------------------------- checks and small nets
@@ -748,8 +631,7 @@ def numerical_gradient(f: Callable[..., float], arrays: Sequence[np.ndarray],
     ``f`` takes the arrays (positional arguments) and returns a number. Two
     calls of ``f`` per element: a check for small inputs, not a way to train.
     """
-    if not eps > 0:
-        raise ValueError(f"eps must be > 0, got {eps!r}")
+    number(eps, "eps", minimum=0.0, strict=True)
     originals = [np.array(a, dtype=np.float64) for a in arrays]
     grads = []
     for k, a in enumerate(originals):
@@ -788,8 +670,7 @@ def zero_grad(params: Sequence[Tensor]) -> None:
 
 def sgd_step(params: Sequence[Tensor], lr: float) -> None:
     """One step of gradient descent, in place: ``p <- p - lr * dL/dp``."""
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr!r}")
+    number(lr, "lr", minimum=0.0, strict=True)
     for p in params:
         p.data -= lr * p.grad
 
@@ -820,13 +701,9 @@ def layer_gradient_norms(
     ‖dL/dh_l‖ shrinks (vanishes) or grows (explodes) geometrically with the
     distance from the top unless each factor is near 1.
     """
-    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
-        raise ValueError(f"depth must be an int >= 1, got {depth!r}")
-    if activation not in _ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, "
-                         f"got {activation!r}")
-    if not weight_scale > 0:
-        raise ValueError(f"weight_scale must be > 0, got {weight_scale!r}")
+    positive_int(depth, "depth")
+    one_of(activation, "activation", tuple(_ACTIVATIONS))
+    number(weight_scale, "weight_scale", minimum=0.0, strict=True)
     rng = np.random.default_rng(seed)
     act = _ACTIVATIONS[activation]
     std = weight_scale / np.sqrt(width)

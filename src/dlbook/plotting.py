@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dlbook._checks import non_negative_int, one_of, positive_int
+from dlbook._checks import check_tensor, non_negative_int, one_of, positive_int
 
 __all__ = [
     "STYLE",
@@ -21,7 +21,6 @@ __all__ = [
     "shape_title",
     "show_images",
     "show_kernel",
-    "show_feature_maps",
     "sample_photo",
     "image_grid",
     "sliding_window_animation",
@@ -142,18 +141,6 @@ def show_kernel(kernel: torch.Tensor | np.ndarray, title: str = "kernel", ax=Non
     return fig
 
 
-def show_feature_maps(maps: torch.Tensor, title: str = "feature maps", ncols: int = 8, size: float = 1.6):
-    """Show every channel of a (C, H, W) or (1, C, H, W) tensor as its own small image, titled ``c=i``."""
-    m = maps.detach()
-    if m.ndim == 4 and m.shape[0] == 1:
-        m = m[0]
-    if m.ndim != 3:
-        raise ValueError(f"feature maps must be (C, H, W) or (1, C, H, W), got shape {tuple(maps.shape)}")
-    C = m.shape[0]
-    return show_images(list(m), [f"c={c}" for c in range(C)], ncols=min(ncols, C), size=size,
-                       suptitle=shape_title(title, m))
-
-
 def sample_photo(size: int | None = 128, gray: bool = True) -> torch.Tensor:
     """Grace Hopper's portrait, which matplotlib ships, as a float tensor in [0, 1].
 
@@ -182,63 +169,76 @@ def sliding_window_animation(x: torch.Tensor, kernel: torch.Tensor, interval: in
     """A ``matplotlib.animation.FuncAnimation`` of a kernel sliding over a small 2-D input (valid, stride 1).
 
     Left: the input (H, W) with the current window outlined and each value written in its cell; middle: the kernel;
-    right: the output (H-kH+1, W-kW+1) filling in one cell per frame, with the sum of products for that cell in the
-    title. Show it with ``IPython.display.HTML(anim.to_jshtml())``, which works offline and without a kernel.
+    right: the output (H-kH+1, W-kW+1) filling in one cell per frame, with the sum of products for that cell below.
+    Show it with ``IPython.display.HTML(anim.to_jshtml())``, which works offline and without a kernel.
     """
     import matplotlib.pyplot as plt
     from matplotlib import animation
-    from matplotlib.patches import Rectangle
 
     from dlbook.conv import cross_correlate2d
 
     a, k = as_image(x).astype(float), as_image(kernel).astype(float)
     if a.ndim != 2 or k.ndim != 2:
         raise ValueError("sliding_window_animation takes a 2-D input and a 2-D kernel")
-    y = cross_correlate2d(torch.as_tensor(a), torch.as_tensor(k)).numpy()
-    Ho, Wo = y.shape
+    y = cross_correlate2d(torch.as_tensor(a), torch.as_tensor(k)).numpy()  # (Ho, Wo)
+    fig, parts = _sliding_window_panels(a, k, y)
+    shown = np.full_like(y, np.nan)  # the outputs computed so far
+
+    def draw(frame: int):
+        i, j = divmod(frame, y.shape[1])
+        parts["window"].set_xy((j - 0.5, i - 0.5))
+        parts["cell"].set_xy((j - 0.5, i - 0.5))
+        shown[i, j] = y[i, j]
+        parts["output"].set_data(shown)
+        parts["values"][i][j].set_text(f"{y[i, j]:g}")
+        parts["formula"].set_text(_sum_of_products(a, k, y, i, j))
+        return [parts["window"], parts["cell"], parts["output"]]
+
+    anim = animation.FuncAnimation(fig, draw, frames=y.size, interval=interval, blit=False)
+    plt.close(fig)  # the animation is shown through its HTML player, not as a static figure
+    return anim
+
+
+def _sum_of_products(a: np.ndarray, k: np.ndarray, y: np.ndarray, i: int, j: int) -> str:
+    """``y[i,j] = a·k + ... = y`` for output (i, j), negative factors in brackets, cut at 90 characters."""
+    def num(v: float) -> str:
+        return f"({v:g})" if v < 0 else f"{v:g}"
+
     kh, kw = k.shape
+    terms = " + ".join(f"{num(a[i + u, j + v])}·{num(k[u, v])}" for u in range(kh) for v in range(kw))
+    if len(terms) > 90:
+        terms = terms[:87] + "…"
+    return f"y[{i},{j}] = {terms} = {y[i, j]:g}"
+
+
+def _sliding_window_panels(a: np.ndarray, k: np.ndarray, y: np.ndarray):
+    """The still parts of :func:`sliding_window_animation`'s figure, and a dict of the parts each frame changes."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
     fig, axes = plt.subplots(1, 3, figsize=(9.0, 3.9), gridspec_kw={"width_ratios": [a.shape[1], k.shape[1],
                                                                                         y.shape[1]]})
     lim = max(np.abs(a).max(), 1e-9)
     klim = max(np.abs(k).max(), 1e-9) * 1.8  # pale colours, so that the numbers stay readable
     axes[0].imshow(a, cmap="Blues", vmin=-lim * 0.2, vmax=lim * 1.6)
     axes[1].imshow(k, cmap="RdBu_r", vmin=-klim, vmax=klim)
-    shown = np.full_like(y, np.nan)
-    out_img = axes[2].imshow(shown, cmap="Oranges", vmin=np.nanmin(y) - 1, vmax=np.nanmax(y) + 1)
+    output = axes[2].imshow(np.full_like(y, np.nan), cmap="Oranges", vmin=np.nanmin(y) - 1, vmax=np.nanmax(y) + 1)
     for ax, arr in ((axes[0], a), (axes[1], k)):
         for (i, j), v in np.ndenumerate(arr):
             ax.text(j, i, f"{v:g}", ha="center", va="center", fontsize=11)
-    out_text = [[axes[2].text(j, i, "", ha="center", va="center", fontsize=11) for j in range(Wo)]
-                for i in range(Ho)]
-    axes[0].set_title(shape_title("input", a))
-    axes[1].set_title(shape_title("kernel", k))
-    axes[2].set_title(f"output ({Ho}×{Wo})")
-    for ax in axes:
+    values = [[axes[2].text(j, i, "", ha="center", va="center", fontsize=11) for j in range(y.shape[1])]
+              for i in range(y.shape[0])]
+    for ax, name, arr in zip(axes, ("input", "kernel", "output"), (a, k, y), strict=True):
+        ax.set_title(shape_title(name, arr))
         ax.set_xticks([])
         ax.set_yticks([])
-    window = Rectangle((-0.5, -0.5), kw, kh, fill=False, edgecolor="crimson", linewidth=3)
+    window = Rectangle((-0.5, -0.5), k.shape[1], k.shape[0], fill=False, edgecolor="crimson", linewidth=3)
     cell = Rectangle((-0.5, -0.5), 1, 1, fill=False, edgecolor="crimson", linewidth=3)
     axes[0].add_patch(window)
     axes[2].add_patch(cell)
     formula = fig.text(0.5, 0.03, "", ha="center", va="bottom", fontsize=10, family="monospace")
     fig.tight_layout(rect=(0, 0.1, 1, 1))
-
-    def draw(frame: int):
-        i, j = divmod(frame, Wo)
-        window.set_xy((j - 0.5, i - 0.5))
-        cell.set_xy((j - 0.5, i - 0.5))
-        shown[i, j] = y[i, j]
-        out_img.set_data(shown)
-        out_text[i][j].set_text(f"{y[i, j]:g}")
-        terms = " + ".join(f"{a[i + u, j + v]:g}·{k[u, v]:g}" for u in range(kh) for v in range(kw))
-        if len(terms) > 90:
-            terms = terms[:87] + "…"
-        formula.set_text(f"y[{i},{j}] = {terms} = {y[i, j]:g}")
-        return [window, cell, out_img]
-
-    anim = animation.FuncAnimation(fig, draw, frames=Ho * Wo, interval=interval, blit=False)
-    plt.close(fig)  # the animation is shown through its HTML player, not as a static figure
-    return anim
+    return fig, dict(window=window, cell=cell, output=output, values=values, formula=formula)
 
 
 def image_grid(images: torch.Tensor, ncols: int, pad: int = 1, pad_value: float = 1.0) -> torch.Tensor:
@@ -247,8 +247,7 @@ def image_grid(images: torch.Tensor, ncols: int, pad: int = 1, pad_value: float 
 
     One ``imshow`` of the mosaic draws many small digits far faster than one axes per digit.
     """
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
+    check_tensor(images, "images", floating=False)
     if images.ndim == 4 and images.shape[1] == 1:
         images = images[:, 0]  # (N, H, W)
     if images.ndim != 3:
