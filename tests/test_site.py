@@ -84,9 +84,11 @@ def test_every_slider_figure_swaps_frames(page, site_url, path):
 @pytest.mark.parametrize("path", ["book/convnets/padding.html", "book/convnets/stride.html"])
 def test_arithmetic_explorer_is_on_the_page(page, site_url, path):
     page.goto(f"{site_url}/{path}", wait_until="load")
+    page.wait_for_function("() => document.querySelector('.dlbook-app .dlbook-explorer[data-ready]')")  # unpacked
     size = page.locator(".dlbook-app .dlbook-explorer-size").first
-    size.wait_for()
     assert size.get_attribute("data-size") not in (None, "", "error")
+    assert page.locator(".dlbook-app svg.dlx-output rect.dlx-cell").count() > 0  # drawn
+    assert "hover" not in page.locator(".dlbook-explorer").first.inner_text().lower()
 
 
 def _on_screen(locator) -> bool:
