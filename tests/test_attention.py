@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
@@ -23,17 +23,14 @@ from dlbook.attention import (
     scaled_dot_product_attention,
     split_heads,
 )
+from tensors import TOL, randn64
 
 DT = torch.float64
-TOL = dict(rtol=1e-10, atol=1e-10)
 
 
 def _qkv(batch, Tq, Tk, D, Dv, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    q = torch.randn(*batch, Tq, D, generator=g, dtype=DT, requires_grad=True)
-    k = torch.randn(*batch, Tk, D, generator=g, dtype=DT, requires_grad=True)
-    v = torch.randn(*batch, Tk, Dv, generator=g, dtype=DT, requires_grad=True)
-    return q, k, v
+    shapes = [(*batch, Tq, D), (*batch, Tk, D), (*batch, Tk, Dv)]
+    return tuple(randn64(*shape, seed=3 * seed + i) for i, shape in enumerate(shapes))
 
 
 def _mask(kind, Tq, Tk, seed=0, batch=()):
@@ -59,7 +56,7 @@ def _assert_sdpa_matches(q, k, v, **args):
     ref = F.scaled_dot_product_attention(q, k, v, **args)
     assert ours.shape == ref.shape
     torch.testing.assert_close(ours, ref, **TOL)
-    cot = torch.randn(ref.shape, generator=torch.Generator().manual_seed(9), dtype=DT)  # every output matters
+    cot = randn64(*ref.shape, seed=9, requires_grad=False)  # every output matters
     g_ours = torch.autograd.grad(ours, (q, k, v), cot)
     g_ref = torch.autograd.grad(ref, (q, k, v), cot)
     for a, b in zip(g_ours, g_ref, strict=True):
@@ -106,6 +103,7 @@ def test_causal_mask_is_what_is_causal_applies():
     scale=st.one_of(st.none(), st.floats(-3, 3, allow_nan=False)), seed=st.integers(0, 10_000),
 )
 def test_sdpa_matches_torch_hypothesis(batch, Tq, Tk, D, Dv, mask, scale, seed):
+    assume(not (mask == "causal" and scale == 0.0))  # torch 2.14.1 gives NaN rows there (0 · -inf); we give weights
     q, k, v = _qkv(tuple(batch), Tq, Tk, D, Dv, seed)
     if mask == "causal":
         _assert_sdpa_matches(q, k, v, is_causal=True, scale=scale)
@@ -220,10 +218,9 @@ def test_dropout_is_unbiased_on_average():
 
 
 def test_safe_softmax_matches_softmax_and_handles_extremes():
-    g = torch.Generator().manual_seed(0)
-    s = torch.randn(4, 7, generator=g, dtype=DT, requires_grad=True)
+    s = randn64(4, 7)
     torch.testing.assert_close(safe_softmax(s), torch.softmax(s, -1), **TOL)
-    cot = torch.randn(4, 7, generator=g, dtype=DT)
+    cot = randn64(4, 7, seed=1, requires_grad=False)
     torch.testing.assert_close(torch.autograd.grad(safe_softmax(s), s, cot)[0],
                                torch.autograd.grad(torch.softmax(s, -1), s, cot)[0], **TOL)
     big = torch.tensor([[1000.0, 999.0, -1000.0]], dtype=DT)  # exp(1000) overflows without the shift
@@ -242,9 +239,8 @@ def test_attention_bias_values():
 # --- permutation equivariance -------------------------------------------------------------------------------------
 
 def test_self_attention_is_permutation_equivariant():
-    g = torch.Generator().manual_seed(3)
-    x = torch.randn(2, 6, 8, dtype=DT, generator=g)
-    perm = torch.randperm(6, generator=g)
+    x = randn64(2, 6, 8, seed=3, requires_grad=False)
+    perm = torch.randperm(6, generator=torch.Generator().manual_seed(3))
     out = scaled_dot_product_attention(x, x, x)
     torch.testing.assert_close(scaled_dot_product_attention(x[:, perm], x[:, perm], x[:, perm]), out[:, perm], **TOL)
     mha = MultiheadAttention(8, 2).double()
@@ -279,7 +275,7 @@ def _assert_mha_matches(ours, theirs, q, k, v, **kwargs):
         torch.testing.assert_close(w1, w2, **TOL)
     else:
         assert w1 is None and w2 is None
-    cot = torch.randn(o2.shape, generator=torch.Generator().manual_seed(1), dtype=DT)
+    cot = randn64(*o2.shape, seed=1, requires_grad=False)
     inputs = [t for t in {id(t): t for t in (q, k, v)}.values()]
     params_ours = [ours.in_proj_weight, ours.out_proj.weight] + (
         [ours.in_proj_bias, ours.out_proj.bias] if ours.in_proj_bias is not None else [])
@@ -292,10 +288,7 @@ def _assert_mha_matches(ours, theirs, q, k, v, **kwargs):
 
 
 def _xy(B, Tq, Tk, D, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(B, Tq, D, generator=g, dtype=DT, requires_grad=True)
-    y = torch.randn(B, Tk, D, generator=g, dtype=DT, requires_grad=True)
-    return x, y
+    return randn64(B, Tq, D, seed=2 * seed), randn64(B, Tk, D, seed=2 * seed + 1)
 
 
 MHA_CASES = ["plain", "key_padding", "key_padding_float", "attn_bool", "attn_float", "attn_3d", "both",
@@ -456,7 +449,7 @@ def test_mha_bad_shapes():
     mha = MultiheadAttention(4, 2).double()
     with pytest.raises(ValueError, match="query"):
         mha(_t(3, 4), _t(3, 4), _t(3, 4))
-    with pytest.raises(ValueError, match="key and value"):
+    with pytest.raises(ValueError, match="value"):
         mha(_t(2, 3, 4), _t(2, 5, 4), _t(2, 4, 4))
     with pytest.raises(ValueError, match="in_proj_weight"):
         multi_head_attention(_t(1, 2, 4), _t(1, 2, 4), _t(1, 2, 4), 2, _t(4, 4), None, _t(4, 4), None)

@@ -83,7 +83,7 @@ def test_generate_follows_the_table_and_is_seeded():
     (lambda: ngram_probs(torch.tensor([0, 1]), 2, 3, k=0), ValueError, "k"),
     (lambda: ngram_probs(torch.tensor([0, 1]), 2, 3, k=-1.0), ValueError, "k"),
     (lambda: ngram_cross_entropy(torch.ones(3, 2), torch.tensor([0, 1])), TypeError, "probs"),
-    (lambda: ngram_cross_entropy(torch.full((3, 3), 1 / 3), torch.tensor([0])), ValueError, "at least"),
+    (lambda: ngram_cross_entropy(torch.full((3, 3), 1 / 3), torch.tensor([0])), ValueError, "tokens"),
     (lambda: ngram_generate(torch.full((3, 3, 3), 1 / 3), torch.tensor([0]), 2), ValueError, "prompt"),
     (lambda: ngram_generate(torch.full((3, 3), 1 / 3), torch.tensor([0]), -1), ValueError, "max_new_tokens"),
 ])

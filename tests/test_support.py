@@ -11,7 +11,17 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from dlbook import seed_everything  # noqa: E402
-from dlbook._checks import check_tensor, pair  # noqa: E402
+from dlbook._checks import (  # noqa: E402
+    check_tensor,
+    dim_size,
+    divides,
+    function,
+    has_shape,
+    instance,
+    integer_tensor,
+    pair,
+    same_dtype,
+)
 from dlbook.conv import conv2d  # noqa: E402
 from dlbook.display import show_source, source_of  # noqa: E402
 from dlbook.exercises import check  # noqa: E402
@@ -83,6 +93,37 @@ def test_check_tensor_messages():
         pair((1, 2, 3), "kernel_size")
     with pytest.raises(TypeError, match="pair of ints"):
         pair(True, "stride")
+
+
+def test_shape_and_value_checks_pass_good_input_through_and_name_bad_input():
+    ids = torch.tensor([0, 2, 1])
+    assert integer_tensor(ids, "ids", (1,), values=range(3)) is ids
+    with pytest.raises(ValueError, match=r"ids must hold values in 0\.\.1, got values from 0 to 2"):
+        integer_tensor(ids, "ids", values=range(2))
+    for bad in (ids.float(), ids.bool()):
+        with pytest.raises(TypeError, match="ids must be an integer tensor"):
+            integer_tensor(bad, "ids")
+    w = torch.zeros(6, 2)
+    assert has_shape(w, "w", (3, 2), (6, None)) is w
+    with pytest.raises(ValueError, match=r"w must have shape \(6, 3\) or \(_, 3\), got \(6, 2\)"):
+        has_shape(w, "w", (6, 3), (None, 3))
+    assert divides(3, 12, "heads", "D") == 3
+    for heads in (5, 0):
+        with pytest.raises(ValueError, match=f"heads={heads} must divide D=12"):
+            divides(heads, 12, "heads", "D")
+    assert dim_size(w, 0, 4, "w", at_least=True) is w
+    with pytest.raises(ValueError, match=r"w must have size >= 7 in dimension 0 \(rows\), got shape \(6, 2\)"):
+        dim_size(w, 0, 7, "w", " (rows)", at_least=True)
+    with pytest.raises(ValueError, match="w must have size 3 in dimension -1"):
+        dim_size(w, -1, 3, "w")
+    with pytest.raises(TypeError, match="a and b must have the same dtype"):
+        same_dtype(w, w.double(), "a", "b")
+    assert function(len, "f") is len
+    with pytest.raises(TypeError, match="loss_fn must be callable, got str"):
+        function("mse", "loss_fn")
+    assert instance(w, torch.Tensor, "w") is w
+    with pytest.raises(TypeError, match="config must be of type dict or list, got str"):
+        instance("cfg", (dict, list), "config")
 
 
 def test_check_refuses_cases_that_do_not_fit_the_reference():

@@ -35,9 +35,9 @@ from dlbook.transformer import (
     token_cross_entropy,
     train_lm,
 )
+from tensors import TOL, randn64
 
 DT = torch.float64
-TOL = dict(rtol=1e-10, atol=1e-10)
 
 
 # --- positional encoding ------------------------------------------------------------------------------------------
@@ -80,15 +80,14 @@ def test_sinusoidal_positions_are_distinct_and_bounded():
        eps=st.sampled_from([1e-5, 1e-2]), seed=st.integers(0, 10_000))
 def test_layer_norm_matches_torch(shape, n_norm, affine, eps, seed):
     n_norm = min(n_norm, len(shape))
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(*shape, generator=g, dtype=DT, requires_grad=True)
+    x = randn64(*shape, seed=seed)
     ns = tuple(shape[-n_norm:])
-    w = torch.randn(*ns, generator=g, dtype=DT, requires_grad=True) if affine else None
-    b = torch.randn(*ns, generator=g, dtype=DT, requires_grad=True) if affine else None
+    w = randn64(*ns, seed=seed + 1) if affine else None
+    b = randn64(*ns, seed=seed + 2) if affine else None
     ours, ref = layer_norm(x, ns, w, b, eps), F.layer_norm(x, ns, w, b, eps)
     torch.testing.assert_close(ours, ref, **TOL)
     inputs = [t for t in (x, w, b) if t is not None]
-    cot = torch.randn(ref.shape, generator=g, dtype=DT)
+    cot = randn64(*ref.shape, seed=seed + 3, requires_grad=False)
     for a, c in zip(torch.autograd.grad(ours, inputs, cot), torch.autograd.grad(ref, inputs, cot), strict=True):
         torch.testing.assert_close(a, c, rtol=1e-8, atol=1e-8)
 
@@ -105,7 +104,7 @@ def test_gelu_matches_torch(approximate):
 def test_feed_forward_is_linear_gelu_linear_per_position():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(6, 10), nn.GELU(), nn.Linear(10, 6)).double()
-    x = torch.randn(2, 5, 6, dtype=DT)
+    x = randn64(2, 5, 6, requires_grad=False)
     out = feed_forward(x, net[0].weight, net[0].bias, net[2].weight, net[2].bias)
     torch.testing.assert_close(out, net(x), **TOL)
     torch.testing.assert_close(out[:, 2], net(x[:, 2]), **TOL)  # no position sees another
@@ -128,8 +127,7 @@ def _block_pair(D=8, heads=2, d_ff=16, seed=0):
 @pytest.mark.parametrize("masks", ["none", "causal", "padding", "both"])
 def test_block_matches_torch_encoder_layer(masks):
     ours, theirs = _block_pair()
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(3, 6, 8, generator=g, dtype=DT, requires_grad=True)
+    x = randn64(3, 6, 8, seed=1)
     kpm = torch.zeros(3, 6, dtype=torch.bool)
     kpm[1, 4:] = True
     args = {"none": {}, "causal": dict(mask=~causal_mask(6)), "padding": dict(src_key_padding_mask=kpm),
@@ -137,7 +135,7 @@ def test_block_matches_torch_encoder_layer(masks):
     ref = theirs(x, src_mask=args.get("mask"), src_key_padding_mask=args.get("src_key_padding_mask"))
     out = ours(x, attn_mask=args.get("mask"), key_padding_mask=args.get("src_key_padding_mask"))
     torch.testing.assert_close(out, ref, **TOL)
-    cot = torch.randn(ref.shape, generator=g, dtype=DT)
+    cot = randn64(*ref.shape, seed=2, requires_grad=False)
     g_ours = torch.autograd.grad(out, [x, *ours.parameters()], cot)
     g_ref = torch.autograd.grad(ref, [x, *theirs.parameters()], cot)
     names = ["x"] + [n for n, _ in ours.named_parameters()]
@@ -152,7 +150,7 @@ def test_block_parameter_names_match_torch():
 
 def test_block_returns_weights_per_head():
     ours, _ = _block_pair()
-    x = torch.randn(2, 5, 8, dtype=DT)
+    x = randn64(2, 5, 8, requires_grad=False)
     out, w = ours(x, need_weights=True)
     assert out.shape == (2, 5, 8) and w.shape == (2, 2, 5, 5)
     torch.testing.assert_close(w.sum(-1), torch.ones(2, 2, 5, dtype=DT), **TOL)
@@ -560,7 +558,8 @@ def test_next_token_probs_is_the_distribution_sample_next_draws_from():
     expected = torch.softmax(torch.tensor([2.0, 1.0, 0.5]) / 0.7, dim=-1).to(torch.float64)
     assert torch.allclose(p[0, :3], expected) and torch.all(p[0, 3:] == 0)
     assert torch.equal(next_token_probs(logits, 0.0), torch.tensor([[1.0, 0, 0, 0, 0]], dtype=torch.float64))
-    entropy = [-(q * q.clamp_min(1e-300).log()).sum().item() for q in (next_token_probs(logits, t) for t in (0.5, 1, 2))]
+    probs = [next_token_probs(logits, t) for t in (0.5, 1, 2)]
+    entropy = [-(q * q.clamp_min(1e-300).log()).sum().item() for q in probs]
     assert entropy[0] < entropy[1] < entropy[2]
     draws = sample_next(logits.expand(20000, 5), 0.7, top_k=3, generator=torch.Generator().manual_seed(0))
     freq = torch.bincount(draws, minlength=5).double() / len(draws)

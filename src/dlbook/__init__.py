@@ -18,7 +18,6 @@ Z     latent size of an autoencoder
 
 from __future__ import annotations
 
-import os
 import random
 
 import numpy as np
@@ -34,11 +33,13 @@ def seed_everything(seed: int = 0) -> torch.Generator:
 
     Chapters call this in their first cell so that every number on the page is the same on every run. The returned
     generator is there to be passed explicitly to functions that draw random numbers.
+
+    Python's string hashing (the order in which a set of strings is iterated) is not seeded here: it is fixed when
+    the interpreter starts, from the environment variable ``PYTHONHASHSEED`` (Python's documented behaviour).
     """
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise TypeError(f"seed must be a non-negative int, got {seed!r}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    os.environ["PYTHONHASHSEED"] = str(seed)
     return torch.Generator().manual_seed(seed)

@@ -27,7 +27,13 @@ __all__ = [
     "tensors",
     "same_shape",
     "generator",
+    "integer_tensor",
     "has_shape",
+    "divides",
+    "dim_size",
+    "same_dtype",
+    "function",
+    "instance",
 ]
 
 
@@ -144,6 +150,19 @@ def generator(value: object, name: str = "generator") -> torch.Generator | None:
     return value
 
 
+def integer_tensor(x: object, name: str, dims: Sequence[int] | None = None, *, values: range | None = None
+                   ) -> torch.Tensor:
+    """Return ``x`` if it is a tensor of integer dtype (ids, lengths; not bool) with ``ndim`` in ``dims``, every
+    entry in ``values`` if given (e.g. ``range(vocab_size)``)."""
+    check_tensor(x, name, dims, floating=False)
+    if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
+        raise TypeError(f"{name} must be an integer tensor, got dtype {x.dtype}")
+    if values is not None and x.numel() and (int(x.min()) < values.start or int(x.max()) >= values.stop):
+        raise ValueError(f"{name} must hold values in {values.start}..{values.stop - 1}, "
+                         f"got values from {int(x.min())} to {int(x.max())}")
+    return x
+
+
 def has_shape(x: object, name: str, *shapes: Sequence[int | None]) -> torch.Tensor:
     """Return ``x`` if it is a tensor whose shape is one of ``shapes`` (``None`` in a shape matches any size)."""
     check_tensor(x, name, floating=False)
@@ -151,3 +170,41 @@ def has_shape(x: object, name: str, *shapes: Sequence[int | None]) -> torch.Tens
         wanted = " or ".join("(" + ", ".join("_" if a is None else str(a) for a in s) + ")" for s in shapes)
         raise ValueError(f"{name} must have shape {wanted}, got {tuple(x.shape)}")
     return x
+
+
+def divides(divisor: int, total: int, name: str, total_name: str) -> int:
+    """Return ``divisor`` if it divides ``total`` (e.g. heads into the model width), else raise naming both."""
+    if divisor < 1 or total % divisor != 0:
+        raise ValueError(f"{name}={divisor} must divide {total_name}={total}")
+    return divisor
+
+
+def dim_size(x: torch.Tensor, dim: int, size: int, name: str, why: str = "", *, at_least: bool = False
+             ) -> torch.Tensor:
+    """Return ``x`` if ``x.shape[dim] == size`` (``>= size`` with ``at_least``), else raise naming ``name``;
+    ``why`` says what the size must match."""
+    if x.shape[dim] < size if at_least else x.shape[dim] != size:
+        wanted = f">= {size}" if at_least else str(size)
+        raise ValueError(f"{name} must have size {wanted} in dimension {dim}{why}, got shape {tuple(x.shape)}")
+    return x
+
+
+def same_dtype(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:
+    """Raise a ``TypeError`` unless ``a`` and ``b`` have the same dtype (PyTorch does not mix them in a product)."""
+    if a.dtype != b.dtype:
+        raise TypeError(f"{name_a} and {name_b} must have the same dtype, got {a.dtype} and {b.dtype}")
+
+
+def function(value: object, name: str) -> object:
+    """Return ``value`` if it can be called (a function, a model, a loss), else raise naming ``name``."""
+    if not callable(value):
+        raise TypeError(f"{name} must be callable, got {type(value).__name__}")
+    return value
+
+
+def instance(value: object, cls: type | tuple[type, ...], name: str) -> object:
+    """Return ``value`` if it is an instance of ``cls`` (a config, a state, a module), else raise naming ``name``."""
+    if not isinstance(value, cls):
+        wanted = " or ".join(c.__name__ for c in (cls if isinstance(cls, tuple) else (cls,)))
+        raise TypeError(f"{name} must be of type {wanted}, got {type(value).__name__}")
+    return value

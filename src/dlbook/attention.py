@@ -37,7 +37,19 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from dlbook._checks import check_tensor, flag, number, one_of, positive_int
+from dlbook._checks import (
+    check_tensor,
+    dim_size,
+    divides,
+    flag,
+    has_shape,
+    integer_tensor,
+    number,
+    one_of,
+    positive_int,
+    probability,
+    same_dtype,
+)
 
 __all__ = [
     "safe_softmax",
@@ -53,24 +65,6 @@ __all__ = [
 ]
 
 
-def _check_qkv(name: str, x: object) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim < 2:
-        raise ValueError(f"{name} must have at least 2 dimensions (..., T, D), got shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    return x
-
-
-def _check_probability(p: object, name: str) -> float:
-    if isinstance(p, bool) or not isinstance(p, int | float):
-        raise TypeError(f"{name} must be a float in [0, 1], got {p!r}")
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {p!r}")
-    return float(p)
-
-
 def safe_softmax(scores: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """Softmax along ``dim`` in which a slice of all ``-inf`` gives all zeros instead of NaN.
 
@@ -78,8 +72,7 @@ def safe_softmax(scores: torch.Tensor, dim: int = -1) -> torch.Tensor:
     nothing mathematically (it cancels) but keeps ``exp`` from overflowing. When every score is ``-inf`` (a query
     with nothing it may attend to), ``m`` is ``-inf`` too and the textbook formula gives ``0/0``; here the row is 0.
     """
-    if not isinstance(scores, torch.Tensor) or not scores.is_floating_point():
-        raise TypeError(f"scores must be a floating-point torch.Tensor, got {scores!r:.60}")
+    check_tensor(scores, "scores")
     if scores.shape[dim] == 0:
         return scores.clone()  # no keys at all: nothing to normalise
     m = scores.detach().amax(dim=dim, keepdim=True)  # (..., 1): the shift cancels, so no gradient flows through it
@@ -89,9 +82,7 @@ def safe_softmax(scores: torch.Tensor, dim: int = -1) -> torch.Tensor:
     return e / torch.where(total == 0, torch.ones_like(total), total)  # (..., Tk): an empty row stays 0
 
 
-def causal_mask(
-    Tq: int, Tk: int | None = None, *, device: torch.device | str | None = None
-) -> torch.Tensor:
+def causal_mask(Tq: int, Tk: int | None = None, *, device: torch.device | str | None = None) -> torch.Tensor:
     """Boolean (Tq, Tk) mask, ``True`` where query ``i`` may attend to key ``j``: ``j <= i`` (lower triangle).
 
     This is the mask ``is_causal=True`` applies in PyTorch: aligned at the top-left corner, so with ``Tq > Tk``
@@ -110,101 +101,76 @@ def padding_mask(lengths: torch.Tensor, Tk: int) -> torch.Tensor:
     ``mask[:, None, :]`` (one row for every query); for ``nn.MultiheadAttention``'s ``key_padding_mask`` pass its
     negation ``~mask``.
     """
-    if not isinstance(lengths, torch.Tensor) or lengths.ndim != 1 or lengths.is_floating_point():
-        raise TypeError(f"lengths must be a 1-D integer tensor, got {lengths!r:.80}")
     Tk = positive_int(Tk, "Tk")
-    if lengths.numel() and (int(lengths.min()) < 0 or int(lengths.max()) > Tk):
-        raise ValueError(f"lengths must be in [0, Tk={Tk}], got {lengths.tolist()}")
+    lengths = integer_tensor(lengths, "lengths", dims=(1,), values=range(Tk + 1))
     return torch.arange(Tk, device=lengths.device)[None, :] < lengths[:, None]  # (B, Tk)
 
 
-def attention_bias(
-    Tq: int,
-    Tk: int,
-    attn_mask: torch.Tensor | None = None,
-    is_causal: bool = False,
-    dtype: torch.dtype = torch.float32,
-    device: torch.device | str | None = None,
-) -> torch.Tensor:
-    """The additive mask ``M``: 0 where a query may attend, ``-inf`` where it may not (shape broadcastable to (..., Tq, Tk)).
+def _additive(mask: torch.Tensor, name: str, dtype: torch.dtype, *, true_blocks: bool) -> torch.Tensor:
+    """A mask as scores to add: a boolean one as 0 / ``-inf`` (which value ``True`` means is the caller's
+    convention), a floating-point one as it is."""
+    if mask.dtype == torch.bool:
+        blocked = mask if true_blocks else ~mask
+        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(blocked, float("-inf"))
+    if mask.is_floating_point():
+        return mask.to(dtype)
+    raise TypeError(f"{name} must be a bool or floating-point tensor, got dtype {mask.dtype}")
+
+
+def attention_bias(Tq: int, Tk: int, attn_mask: torch.Tensor | None = None, is_causal: bool = False,
+                   dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> torch.Tensor:
+    """The additive mask ``M``: 0 where a query may attend, ``-inf`` where it may not; broadcasts to (..., Tq, Tk).
 
     ``attn_mask`` as in ``F.scaled_dot_product_attention``: boolean (``True`` = may attend) or floating-point (added
-    to the scores as it is). ``is_causal=True`` adds the :func:`causal_mask` and excludes ``attn_mask``.
+    to the scores as it is). ``is_causal=True`` applies the :func:`causal_mask` and excludes ``attn_mask``.
     """
+    if is_causal and attn_mask is not None:
+        raise ValueError("attn_mask must be None when is_causal=True (as in PyTorch): pass one or the other")
     bias = torch.zeros(Tq, Tk, dtype=dtype, device=device)  # (Tq, Tk)
-    if is_causal:
-        if attn_mask is not None:
-            raise ValueError("attn_mask must be None when is_causal=True (as in PyTorch): pass one or the other")
-        bias = bias.masked_fill(~causal_mask(Tq, Tk, device=device), float("-inf"))  # (Tq, Tk)
-    if attn_mask is None:
+    mask = causal_mask(Tq, Tk, device=device) if is_causal else attn_mask
+    if mask is None:
         return bias
-    if not isinstance(attn_mask, torch.Tensor):
-        raise TypeError(f"attn_mask must be a torch.Tensor or None, got {type(attn_mask).__name__}")
-    if attn_mask.ndim < 2:
-        raise ValueError(f"attn_mask must have at least 2 dimensions (..., Tq, Tk), got shape {tuple(attn_mask.shape)}")
-    try:
-        torch.broadcast_shapes(attn_mask.shape, (Tq, Tk))
-    except RuntimeError:
-        raise ValueError(
-            f"attn_mask of shape {tuple(attn_mask.shape)} does not broadcast to the scores' (..., {Tq}, {Tk})"
-        ) from None
-    if attn_mask.dtype == torch.bool:
-        return bias.masked_fill(~attn_mask, float("-inf"))  # (..., Tq, Tk)
-    if attn_mask.is_floating_point():
-        return bias + attn_mask.to(dtype)  # (..., Tq, Tk)
-    raise TypeError(f"attn_mask must be a bool or floating-point tensor, got dtype {attn_mask.dtype}")
+    check_tensor(mask, "attn_mask", min_ndim=2, floating=False)
+    if mask.shape[-2] not in (1, Tq) or mask.shape[-1] not in (1, Tk):
+        raise ValueError(f"attn_mask of shape {tuple(mask.shape)} does not broadcast to the scores' (..., {Tq}, {Tk})")
+    return bias + _additive(mask, "attn_mask", dtype, true_blocks=False)  # (..., Tq, Tk)
 
 
-def _check_attention_args(query, key, value, scale, enable_gqa):
-    _check_qkv("query", query)
-    _check_qkv("key", key)
-    if value is not None:
-        _check_qkv("value", value)
-        if value.shape[-2] != key.shape[-2]:
-            raise ValueError(
-                f"value must have one row per key: key has Tk={key.shape[-2]}, value has {value.shape[-2]} "
-                f"(shapes {tuple(key.shape)} and {tuple(value.shape)})"
-            )
-    if query.shape[-1] != key.shape[-1]:
-        raise ValueError(
-            f"key must have the query's width D to be compared with it: query D={query.shape[-1]}, "
-            f"key D={key.shape[-1]}"
-        )
-    if query.dtype != key.dtype or (value is not None and value.dtype != query.dtype):
-        dtypes = (query.dtype, key.dtype, value.dtype if value is not None else None)
-        raise TypeError(f"query, key and value must have the same dtype, got {dtypes}")
-    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, int | float)):
-        raise TypeError(f"scale must be a float or None, got {scale!r}")
-    if enable_gqa:
-        if query.ndim < 3 or key.ndim < 3:
-            raise ValueError("enable_gqa=True needs a heads dimension (..., heads, T, D) in query and key")
-        hq, hk = query.shape[-3], key.shape[-3]
-        if hk == 0 or hq % hk != 0:
-            raise ValueError(f"enable_gqa=True needs key heads ({hk}) to divide query heads ({hq})")
+def _gqa_groups(query: torch.Tensor, kv: torch.Tensor, name: str) -> int:
+    """In grouped-query attention, how many consecutive query heads (dimension -3) share one key/value head."""
+    heads = check_tensor(query, "query (with enable_gqa=True)", min_ndim=3).shape[-3]
+    kv_heads = check_tensor(kv, f"{name} (with enable_gqa=True)", min_ndim=3).shape[-3]
+    return heads // divides(kv_heads, heads, f"enable_gqa=True: the {name} heads", "the query heads")
 
 
-def attention_weights(
-    query: torch.Tensor,
-    key: torch.Tensor,
-    attn_mask: torch.Tensor | None = None,
-    is_causal: bool = False,
-    scale: float | None = None,
-    enable_gqa: bool = False,
-) -> torch.Tensor:
+def attention_weights(query: torch.Tensor, key: torch.Tensor, attn_mask: torch.Tensor | None = None,
+                      is_causal: bool = False, scale: float | None = None, enable_gqa: bool = False) -> torch.Tensor:
     """The attention weights ``softmax(Q Kᵀ · scale + M)``, shape (..., Tq, Tk); each row sums to 1 (or is all 0).
 
     Shapes: query (..., Tq, D), key (..., Tk, D). ``scale`` defaults to ``1/sqrt(D)``. Masks as in
     :func:`attention_bias`; ``enable_gqa`` as in :func:`scaled_dot_product_attention`.
     """
-    _check_attention_args(query, key, None, scale, enable_gqa)
-    Tq, D = query.shape[-2:]
-    Tk = key.shape[-2]
+    Tq, D = check_tensor(query, "query", min_ndim=2).shape[-2:]
+    Tk = check_tensor(key, "key", min_ndim=2).shape[-2]
+    dim_size(key, -1, D, "key", " (the query's width D)")
+    same_dtype(query, key, "query", "key")
     if enable_gqa:
-        key = key.repeat_interleave(query.shape[-3] // key.shape[-3], dim=-3)  # (..., heads, Tk, D)
-    factor = 1.0 / math.sqrt(D) if scale is None else float(scale)
+        key = key.repeat_interleave(_gqa_groups(query, key, "key"), dim=-3)  # (..., heads, Tk, D)
+    factor = 1.0 / math.sqrt(D) if scale is None else number(scale, "scale", allow_inf=True)
     scores = (query @ key.transpose(-2, -1)) * factor  # (..., Tq, Tk): one dot product per query-key pair
     bias = attention_bias(Tq, Tk, attn_mask, is_causal, dtype=query.dtype, device=query.device)  # (..., Tq, Tk)
     return safe_softmax(scores + bias, dim=-1)  # (..., Tq, Tk)
+
+
+def _dropout_weights(weights: torch.Tensor, p: float, generator: torch.Generator | None) -> torch.Tensor:
+    """Zero each attention weight with probability ``p`` and scale the rest by ``1/(1-p)`` (unbiased on average)."""
+    p = probability(p, "dropout_p")
+    if p == 0.0:
+        return weights
+    if p == 1.0:
+        return torch.zeros_like(weights)  # every weight dropped
+    keep = torch.rand(weights.shape, generator=generator, dtype=weights.dtype, device=weights.device) >= p
+    return weights * keep / (1.0 - p)  # (..., Tq, Tk)
 
 
 def scaled_dot_product_attention(
@@ -237,22 +203,19 @@ def scaled_dot_product_attention(
 
     A query whose keys are all masked gets a zero output (see :func:`safe_softmax`), as in PyTorch.
     """
-    _check_attention_args(query, key, value, scale, enable_gqa)
-    dropout_p = _check_probability(dropout_p, "dropout_p")
     weights = attention_weights(query, key, attn_mask, is_causal, scale, enable_gqa)  # (..., Tq, Tk)
+    dim_size(check_tensor(value, "value", min_ndim=2), -2, key.shape[-2], "value", " (one row per key)")
+    same_dtype(query, value, "query", "value")
     if enable_gqa:
-        value = value.repeat_interleave(query.shape[-3] // value.shape[-3], dim=-3)  # (..., heads, Tk, Dv)
-    if dropout_p == 1.0:
-        weights = torch.zeros_like(weights)  # every weight dropped
-    elif dropout_p > 0.0:
-        keep = torch.rand(weights.shape, generator=generator, dtype=weights.dtype, device=weights.device)
-        weights = weights * (keep >= dropout_p) / (1.0 - dropout_p)  # (..., Tq, Tk): unbiased on average
+        value = value.repeat_interleave(_gqa_groups(query, value, "value"), dim=-3)  # (..., heads, Tk, Dv)
+    weights = _dropout_weights(weights, dropout_p, generator)  # (..., Tq, Tk)
     return weights @ value  # (..., Tq, Dv): each output row is a weighted average of value rows
 
 
 def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     """(B, T, D) -> (B, heads, T, D/heads): the width is cut into ``num_heads`` consecutive slices, one per head."""
     B, T, D = x.shape
+    num_heads = divides(positive_int(num_heads, "num_heads"), D, "num_heads", "the width D")
     return x.reshape(B, T, num_heads, D // num_heads).transpose(1, 2)  # (B, heads, T, D/heads)
 
 
@@ -262,39 +225,19 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2).reshape(B, T, nh * Dh)  # (B, T, D)
 
 
-def _mha_bias(B, num_heads, Tq, Tk, key_padding_mask, attn_mask, is_causal, dtype, device) -> torch.Tensor | None:
-    """Combine nn.MultiheadAttention-style masks (``True`` = blocked) into one additive bias (B, heads, Tq, Tk)."""
+def _mha_bias(B, heads, Tq, Tk, key_padding_mask, attn_mask, is_causal, like: torch.Tensor) -> torch.Tensor:
+    """``nn.MultiheadAttention``'s masks (``True`` = blocked) as one additive bias, (B|1, heads|1, Tq, Tk)."""
     if is_causal and attn_mask is None:
-        raise ValueError(
-            "is_causal=True is only a hint in nn.MultiheadAttention and needs attn_mask as well: "
-            "pass attn_mask=~causal_mask(T)"
-        )
-    bias = None
+        raise ValueError("is_causal=True is only a hint in nn.MultiheadAttention: pass attn_mask=~causal_mask(T) too")
+    bias = like.new_zeros(Tq, Tk)  # (Tq, Tk): nothing blocked
     if attn_mask is not None:
-        if not isinstance(attn_mask, torch.Tensor):
-            raise TypeError(f"attn_mask must be a torch.Tensor or None, got {type(attn_mask).__name__}")
-        if attn_mask.shape not in ((Tq, Tk), (B * num_heads, Tq, Tk)):
-            raise ValueError(
-                f"attn_mask must have shape {(Tq, Tk)} or {(B * num_heads, Tq, Tk)} (B*heads, Tq, Tk), "
-                f"got {tuple(attn_mask.shape)}"
-            )
-        m = attn_mask.reshape(-1, num_heads, Tq, Tk) if attn_mask.ndim == 3 else attn_mask  # (B|1, heads|1, Tq, Tk)
-        if m.dtype == torch.bool:
-            m = torch.zeros(m.shape, dtype=dtype, device=device).masked_fill(m, float("-inf"))
-        elif not m.is_floating_point():
-            raise TypeError(f"attn_mask must be a bool or floating-point tensor, got dtype {attn_mask.dtype}")
-        bias = m.to(dtype)
+        m = has_shape(attn_mask, "attn_mask", (Tq, Tk), (B * heads, Tq, Tk))
+        m = m.reshape(B, heads, Tq, Tk) if m.ndim == 3 else m  # (B|1, heads|1, Tq, Tk)
+        bias = bias + _additive(m, "attn_mask", like.dtype, true_blocks=True)
     if key_padding_mask is not None:
-        if not isinstance(key_padding_mask, torch.Tensor):
-            raise TypeError(f"key_padding_mask must be a torch.Tensor or None, got {type(key_padding_mask).__name__}")
-        if key_padding_mask.shape != (B, Tk):
-            raise ValueError(f"key_padding_mask must have shape (B, Tk) = {(B, Tk)}, got {tuple(key_padding_mask.shape)}")
-        p = key_padding_mask[:, None, None, :]  # (B, 1, 1, Tk): the same keys are hidden from every query
-        if p.dtype == torch.bool:
-            p = torch.zeros(p.shape, dtype=dtype, device=device).masked_fill(p, float("-inf"))
-        elif not p.is_floating_point():
-            raise TypeError(f"key_padding_mask must be a bool or floating-point tensor, got dtype {p.dtype}")
-        bias = p.to(dtype) if bias is None else bias + p.to(dtype)  # (B, heads|1, Tq|1, Tk)
+        kpm = has_shape(key_padding_mask, "key_padding_mask", (B, Tk))
+        kpm = _additive(kpm, "key_padding_mask", like.dtype, true_blocks=True)  # (B, Tk)
+        bias = bias + kpm[:, None, None, :]  # (B, 1, 1, Tk): the same keys are hidden from every query
     return bias
 
 
@@ -331,38 +274,19 @@ def multi_head_attention(
     attention is **blocked**; floating-point masks are added to the scores. ``is_causal`` is, as in PyTorch, only a
     hint that ``attn_mask`` is causal: it needs ``attn_mask``. ``dropout_p`` drops attention weights (keyword-only).
     """
-    for name, t in (("query", query), ("key", key), ("value", value)):
-        _check_qkv(name, t)
-        if t.ndim != 3:
-            raise ValueError(f"{name} must have shape (B, T, D) (batch_first), got {tuple(t.shape)}")
-    num_heads = positive_int(num_heads, "num_heads")
-    B, Tq, D = query.shape
-    Tk = key.shape[1]
-    if key.shape != value.shape or key.shape[0] != B or key.shape[2] != D:
-        raise ValueError(
-            f"key and value must both have shape (B, Tk, D) = ({B}, Tk, {D}), got {tuple(key.shape)} and "
-            f"{tuple(value.shape)}"
-        )
-    if D % num_heads != 0:
-        raise ValueError(f"num_heads={num_heads} must divide the embedding width D={D}")
-    if in_proj_weight.shape != (3 * D, D):
-        raise ValueError(f"in_proj_weight must have shape (3D, D) = {(3 * D, D)}, got {tuple(in_proj_weight.shape)}")
-    if out_proj_weight.shape != (D, D):
-        raise ValueError(f"out_proj_weight must have shape (D, D) = {(D, D)}, got {tuple(out_proj_weight.shape)}")
-    dropout_p = _check_probability(dropout_p, "dropout_p")
-
-    w_q, w_k, w_v = in_proj_weight.chunk(3)  # 3 x (D, D)
+    B, Tq, D = check_tensor(query, "query", dims=(3,)).shape
+    Tk = has_shape(key, "key", (B, None, D)).shape[1]
+    has_shape(value, "value", (B, Tk, D))
+    has_shape(out_proj_weight, "out_proj_weight", (D, D))
+    w_q, w_k, w_v = has_shape(in_proj_weight, "in_proj_weight", (3 * D, D)).chunk(3)  # 3 x (D, D)
     b_q, b_k, b_v = in_proj_bias.chunk(3) if in_proj_bias is not None else (0.0, 0.0, 0.0)
     q = split_heads(query @ w_q.T + b_q, num_heads)  # (B, heads, Tq, D/heads)
     k = split_heads(key @ w_k.T + b_k, num_heads)  # (B, heads, Tk, D/heads)
     v = split_heads(value @ w_v.T + b_v, num_heads)  # (B, heads, Tk, D/heads)
-    bias = _mha_bias(B, num_heads, Tq, Tk, key_padding_mask, attn_mask, is_causal, query.dtype, query.device)
+    bias = _mha_bias(B, num_heads, Tq, Tk, key_padding_mask, attn_mask, is_causal, like=query)  # (B, heads, Tq, Tk)
     weights = attention_weights(q, k, attn_mask=bias)  # (B, heads, Tq, Tk), scale 1/sqrt(D/heads)
-    if dropout_p > 0.0:
-        keep = torch.rand(weights.shape, generator=generator, dtype=weights.dtype, device=weights.device)
-        weights = weights * (keep >= dropout_p) / (1.0 - dropout_p) if dropout_p < 1.0 else torch.zeros_like(weights)
-    heads = weights @ v  # (B, heads, Tq, D/heads)
-    out = merge_heads(heads) @ out_proj_weight.T  # (B, Tq, D): the heads' outputs mixed back together
+    weights = _dropout_weights(weights, dropout_p, generator)
+    out = merge_heads(weights @ v) @ out_proj_weight.T  # (B, Tq, D): the heads' outputs mixed back together
     if out_proj_bias is not None:
         out = out + out_proj_bias
     if not need_weights:
@@ -382,10 +306,8 @@ class MultiheadAttention(nn.Module):
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True) -> None:
         super().__init__()
         self.embed_dim = positive_int(embed_dim, "embed_dim")
-        self.num_heads = positive_int(num_heads, "num_heads")
-        if embed_dim % num_heads != 0:
-            raise ValueError(f"num_heads={num_heads} must divide embed_dim={embed_dim}")
-        self.dropout = _check_probability(dropout, "dropout")
+        self.num_heads = divides(positive_int(num_heads, "num_heads"), embed_dim, "num_heads", "embed_dim")
+        self.dropout = probability(dropout, "dropout")
         self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim))  # (3D, D): W_Q, W_K, W_V stacked
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * embed_dim)) if bias else None  # (3D,)
         self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)

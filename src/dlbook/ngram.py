@@ -20,33 +20,24 @@ small vocabularies of a character model (30**4 ≈ 810 thousand numbers) and not
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from dlbook._checks import positive_int
+from dlbook._checks import dim_size, integer_tensor, non_negative_int, number, positive_int
 
 __all__ = ["ngram_counts", "ngram_probs", "ngram_cross_entropy", "ngram_generate"]
 
 _MAX_TABLE = 10_000_000  # entries of a dense (V,)*n table: beyond this, counting needs a sparse structure
 
 
-def _check_tokens(tokens: object, vocab_size: int, name: str = "tokens") -> torch.Tensor:
-    if not isinstance(tokens, torch.Tensor) or tokens.ndim != 1 or tokens.is_floating_point() \
-            or tokens.dtype == torch.bool:
-        raise TypeError(f"{name} must be a 1-D integer tensor of token ids, got {tokens!r:.80}")
-    if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= vocab_size):
-        raise ValueError(f"{name} must hold ids in 0..{vocab_size - 1} (vocab_size={vocab_size}), "
-                         f"got ids from {int(tokens.min())} to {int(tokens.max())}")
-    return tokens
-
-
-def _check_order(n: object, vocab_size: object) -> tuple[int, int]:
-    n = positive_int(n, "n")
-    vocab_size = positive_int(vocab_size, "vocab_size")
-    if vocab_size**n > _MAX_TABLE:
-        raise ValueError(f"a dense table of vocab_size**n = {vocab_size}**{n} entries is too large")
-    return n, vocab_size
+def _order_and_tokens(probs: object, tokens: object, name: str, *, prompt: bool) -> tuple[int, torch.Tensor]:
+    """``n`` of a (V,)*n table from :func:`ngram_probs`, and ``tokens`` (N,) as ids in ``0..V-1``: at least ``n``
+    of them to score one, or ``n - 1`` for a prompt (the context of the first new token)."""
+    if not isinstance(probs, torch.Tensor) or probs.ndim < 1 or len(set(probs.shape)) != 1:
+        raise TypeError(f"probs must be a (V,)*n table from ngram_probs, got {probs!r:.80}")
+    tokens = integer_tensor(tokens, name, dims=(1,), values=range(probs.shape[0])).long()
+    n = probs.ndim
+    why = f" (n={n}: a context of n - 1 tokens{'' if prompt else ' and one to score'})"
+    return n, dim_size(tokens, 0, n - prompt, name, why, at_least=True)
 
 
 def ngram_counts(tokens: torch.Tensor, n: int, vocab_size: int) -> torch.Tensor:
@@ -55,9 +46,11 @@ def ngram_counts(tokens: torch.Tensor, n: int, vocab_size: int) -> torch.Tensor:
     Entry ``[a, b, c]`` (for ``n = 3``) counts the positions ``t`` with ``tokens[t:t+3] == (a, b, c)``; the entries
     sum to ``N - n + 1`` (0 if ``N < n``).
     """
-    n, vocab_size = _check_order(n, vocab_size)
-    tokens = _check_tokens(tokens, vocab_size)
-    windows = tokens.long().unfold(0, n, 1) if tokens.numel() >= n else tokens.new_zeros(0, n).long()  # (N-n+1, n)
+    n, vocab_size = positive_int(n, "n"), positive_int(vocab_size, "vocab_size")
+    tokens = integer_tensor(tokens, "tokens", dims=(1,), values=range(vocab_size)).long()
+    if vocab_size**n > _MAX_TABLE:
+        raise ValueError(f"a dense table of vocab_size**n = {vocab_size}**{n} entries is too large")
+    windows = tokens.unfold(0, n, 1) if tokens.numel() >= n else tokens.new_zeros(0, n)  # (N-n+1, n)
     place = vocab_size ** torch.arange(n - 1, -1, -1)  # (n,): the first token is the most significant digit
     flat = (windows * place).sum(-1)  # (N-n+1,): each window as one index into the flattened table
     counts = torch.bincount(flat, minlength=vocab_size**n).to(torch.float64)  # (V**n,)
@@ -73,14 +66,13 @@ def ngram_probs(
     (the lower orders are counted on the same text). ``interpolate=False``: add-k smoothing
     ``(N(h c) + k) / (N(h) + k V)``. ``k > 0`` keeps every probability positive; every row ``[h, :]`` sums to 1.
     """
-    n, vocab_size = _check_order(n, vocab_size)
-    tokens = _check_tokens(tokens, vocab_size)
-    if isinstance(k, bool) or not isinstance(k, int | float) or not k > 0 or math.isinf(k):
-        raise ValueError(f"k must be a finite number > 0, got {k!r}")
-    probs = torch.full((vocab_size,), 1.0 / vocab_size, dtype=torch.float64)  # (V,): P_0, uniform
+    n, vocab_size = positive_int(n, "n"), positive_int(vocab_size, "vocab_size")
+    k = number(k, "k", minimum=0.0, strict=True)
+    uniform = torch.full((vocab_size,), 1.0 / vocab_size, dtype=torch.float64)  # (V,): P_0
+    probs = uniform
     for order in range(1 if interpolate else n, n + 1):
         counts = ngram_counts(tokens, order, vocab_size)  # (V,)*order
-        prior = probs if interpolate else torch.full((vocab_size,), 1.0 / vocab_size, dtype=torch.float64)
+        prior = probs if interpolate else uniform
         # prior has shape (V,)*(order-1): P(c | h') for the context without its oldest token; it broadcasts over
         # that oldest token, which is the leading dimension of ``counts``.
         totals = counts.sum(-1, keepdim=True)  # (V,)*(order-1) + (1,): N(h)
@@ -94,13 +86,8 @@ def ngram_cross_entropy(probs: torch.Tensor, tokens: torch.Tensor) -> float:
     ``probs`` is a (V,)*n table from :func:`ngram_probs`. The first ``n - 1`` tokens have no full context and are
     not scored, so compare models on the same positions. ``ln V`` is the value of a uniform guess.
     """
-    if not isinstance(probs, torch.Tensor) or probs.ndim < 1 or len(set(probs.shape)) != 1:
-        raise TypeError(f"probs must be a (V,)*n table from ngram_probs, got {probs!r:.80}")
-    n, vocab_size = probs.ndim, probs.shape[0]
-    tokens = _check_tokens(tokens, vocab_size)
-    if tokens.numel() < n:
-        raise ValueError(f"tokens must hold at least n={n} tokens to score one, got {tokens.numel()}")
-    windows = tokens.long().unfold(0, n, 1)  # (N-n+1, n): context and next token
+    n, tokens = _order_and_tokens(probs, tokens, "tokens", prompt=False)
+    windows = tokens.unfold(0, n, 1)  # (N-n+1, n): context and next token
     p = probs[tuple(windows.T)]  # (N-n+1,): P(tokens[t] | tokens[t-n+1:t])
     return -p.log().mean().item()
 
@@ -113,16 +100,9 @@ def ngram_generate(
     Each new token is drawn from ``P(· | last n - 1 tokens)``; the prompt must hold at least ``n - 1`` tokens.
     Everything before those ``n - 1`` tokens is invisible to the model. Returns (T0 + max_new_tokens,).
     """
-    if not isinstance(probs, torch.Tensor) or probs.ndim < 1 or len(set(probs.shape)) != 1:
-        raise TypeError(f"probs must be a (V,)*n table from ngram_probs, got {probs!r:.80}")
-    n, vocab_size = probs.ndim, probs.shape[0]
-    prompt = _check_tokens(prompt, vocab_size, "prompt")
-    if prompt.numel() < n - 1:
-        raise ValueError(f"prompt must hold at least n-1={n - 1} tokens, got {prompt.numel()}")
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
-    seq = prompt.long().tolist()
-    for _ in range(max_new_tokens):
+    n, prompt = _order_and_tokens(probs, prompt, "prompt", prompt=True)
+    seq = prompt.tolist()
+    for _ in range(non_negative_int(max_new_tokens, "max_new_tokens")):
         row = probs[tuple(seq[len(seq) - n + 1:])] if n > 1 else probs  # (V,): P(· | context)
-        seq.append(int(torch.multinomial(row, 1, generator=generator)))
+        seq.append(int(torch.multinomial(row, 1, generator=generator)))  # PyTorch checks the generator
     return torch.tensor(seq, dtype=torch.long)

@@ -18,7 +18,7 @@ at different places:
 * **gradient clipping** (梯度裁剪) rescales the gradient when its norm exceeds a bound: it
   limits the *size of a step*; with full-batch gradients not the solution, while
   clipping each mini-batch gradient shifts where SGD settles (:func:`get_total_norm`,
-  :func:`clip_grad_norm`, :func:`clip_gradients`);
+  :func:`clip_grad_norm_`, :func:`clip_gradients`);
 * a **penalty on an input gradient** adds to the loss how fast something changes with
   the *input*: the model's outputs (the squared Frobenius norm of the input Jacobian,
   :func:`input_gradient_penalty`; with ``center=1`` and one output, the gradient
@@ -43,7 +43,21 @@ from dataclasses import dataclass
 
 import torch
 
-from dlbook._checks import non_negative_int, positive_int
+from dlbook import _checks
+from dlbook._checks import (
+    check_tensor,
+    dim_size,
+    flag,
+    function,
+    has_shape,
+    instance,
+    non_negative_int,
+    number,
+    positive_int,
+    probability,
+    same_shape,
+    tensors,
+)
 from dlbook.training import History, train
 
 __all__ = [
@@ -57,7 +71,7 @@ __all__ = [
     "soft_threshold",
     "l1_proximal_step",
     "get_total_norm",
-    "clip_grad_norm",
+    "clip_grad_norm_",
     "clip_gradients",
     "input_gradient_penalty",
     "double_backprop_penalty",
@@ -76,58 +90,14 @@ __all__ = [
 Tensors = torch.Tensor | Iterable[torch.Tensor]
 
 
-# ---------------------------------------------------------------- argument checks
-def _number(value: object, name: str, *, minimum: float = 0.0,
-            allow_inf: bool = False) -> float:
-    """``value`` as a float >= ``minimum`` (finite unless ``allow_inf``), else
-    raise."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    if math.isnan(value) or (math.isinf(value) and not allow_inf) or value < minimum:
-        raise ValueError(f"{name} must be a finite number >= {minimum:g}, "
-                         f"got {value!r}")
-    return value
-
-
-def _probability(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be a probability between 0 and 1, "
-                         f"got {value!r}")
-    return float(value)
-
-
-def _tensor_list(tensors: object, name: str) -> list[torch.Tensor]:
-    """A tensor or an iterable of tensors, as a list (as ``torch.nn.utils`` takes
-    them)."""
-    if isinstance(tensors, torch.Tensor):
-        return [tensors]
-    if isinstance(tensors, str | bytes) or not isinstance(tensors, Iterable):
-        raise TypeError(f"{name} must be a tensor or an iterable of tensors, "
-                        f"got {type(tensors).__name__}")
-    out = list(tensors)
-    for i, t in enumerate(out):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name}[{i}] must be a torch.Tensor, "
-                            f"got {type(t).__name__}")
-        if not t.is_floating_point():
-            raise TypeError(f"{name}[{i}] must be a floating-point tensor, "
-                            f"got {t.dtype}")
-    return out
-
-
-def _pairs(params: object,
-           grads: object) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    ps, gs = _tensor_list(params, "params"), _tensor_list(grads, "grads")
+def _pairs(params: object, grads: object, names: tuple[str, str] = ("params", "grads")
+           ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """``params`` and ``grads`` as lists of tensors: one gradient, of the same shape, per parameter."""
+    ps, gs = tensors(params, names[0]), tensors(grads, names[1])
     if len(ps) != len(gs):
-        raise ValueError(f"params and grads must have the same length, "
-                         f"got {len(ps)} and {len(gs)}")
+        raise ValueError(f"{names[0]} and {names[1]} must have the same length, got {len(ps)} and {len(gs)}")
     for i, (p, g) in enumerate(zip(ps, gs, strict=True)):
-        if p.shape != g.shape:
-            raise ValueError(f"grads[{i}] must have the shape of params[{i}] "
-                             f"{tuple(p.shape)}, got {tuple(g.shape)}")
+        same_shape(g, p, f"{names[1]}[{i}]", f"{names[0]}[{i}]")
     return ps, gs
 
 
@@ -140,8 +110,8 @@ def l2_penalty(parameters: Tensors, strength: float) -> torch.Tensor:
     1/2 makes the gradient ``λ·w`` — exactly what ``torch.optim.SGD(weight_decay=λ)``
     adds to each gradient. Returns a 0-dim tensor (0 for no parameters).
     """
-    strength = _number(strength, "strength")
-    ps = _tensor_list(parameters, "parameters")
+    strength = number(strength, "strength", minimum=0.0)
+    ps = tensors(parameters, "parameters")
     if not ps:
         return torch.tensor(0.0)
     return strength / 2 * sum((p * p).sum() for p in ps)  # ()
@@ -155,8 +125,8 @@ def l1_penalty(parameters: Tensors, strength: float) -> torch.Tensor:
     oscillates around it; the proximal step (:func:`l1_proximal_step`) lands on zero
     exactly. Returns a 0-dim tensor (0 for no parameters).
     """
-    strength = _number(strength, "strength")
-    ps = _tensor_list(parameters, "parameters")
+    strength = number(strength, "strength", minimum=0.0)
+    ps = tensors(parameters, "parameters")
     if not ps:
         return torch.tensor(0.0)
     return strength * sum(p.abs().sum() for p in ps)  # ()
@@ -174,7 +144,7 @@ def sgd_step_with_l2(
     tensors.
     """
     ps, gs = _pairs(params, grads)
-    lr, weight_decay = _number(lr, "lr"), _number(weight_decay, "weight_decay")
+    lr, weight_decay = number(lr, "lr", minimum=0.0), number(weight_decay, "weight_decay", minimum=0.0)
     return [p - lr * (g + weight_decay * p) for p, g in zip(ps, gs, strict=True)]
 
 
@@ -190,7 +160,7 @@ def sgd_step_with_weight_decay(
     method written two ways. Returns new tensors.
     """
     ps, gs = _pairs(params, grads)
-    lr, weight_decay = _number(lr, "lr"), _number(weight_decay, "weight_decay")
+    lr, weight_decay = number(lr, "lr", minimum=0.0), number(weight_decay, "weight_decay", minimum=0.0)
     return [(1 - lr * weight_decay) * p - lr * g for p, g in zip(ps, gs, strict=True)]
 
 
@@ -208,7 +178,7 @@ class AdamState:
 
 def adam_init(params: Sequence[torch.Tensor]) -> AdamState:
     """The state before the first step: ``t = 0``, ``m = v = 0``."""
-    ps = _tensor_list(params, "params")
+    ps = tensors(params, "params")
     zeros = tuple(torch.zeros_like(p).detach() for p in ps)
     return AdamState(0, zeros, tuple(z.clone() for z in zeros))
 
@@ -243,21 +213,11 @@ def adam_step(
     shrinks by the same factor ``1 − ηλ`` per step. (No ``amsgrad`` or ``maximize``.)
     """
     ps, gs = _pairs(params, grads)
-    if not isinstance(state, AdamState):
-        raise TypeError(f"state must be an AdamState (from adam_init), "
-                        f"got {type(state).__name__}")
-    if len(state.exp_avg) != len(ps):
-        raise ValueError(f"state holds {len(state.exp_avg)} parameters, "
-                         f"params has {len(ps)}")
-    lr, eps = _number(lr, "lr"), _number(eps, "eps")
-    weight_decay = _number(weight_decay, "weight_decay")
-    if not (isinstance(betas, tuple | list) and len(betas) == 2):
-        raise TypeError(f"betas must be a pair of numbers, got {betas!r}")
-    beta1, beta2 = (_number(b, "betas") for b in betas)
-    if beta1 >= 1 or beta2 >= 1:
-        raise ValueError(f"betas must be in [0, 1), got {tuple(betas)!r}")
-    if not isinstance(decoupled, bool):
-        raise TypeError(f"decoupled must be a bool, got {decoupled!r}")
+    state = instance(state, AdamState, "state")
+    _pairs(ps, state.exp_avg, ("params", "state.exp_avg"))  # one running mean per parameter
+    lr, eps = number(lr, "lr", minimum=0.0), number(eps, "eps", minimum=0.0)
+    weight_decay, decoupled = number(weight_decay, "weight_decay", minimum=0.0), flag(decoupled, "decoupled")
+    beta1, beta2 = _betas(betas)
     t = state.step + 1
     new_params, new_m, new_v = [], [], []
     for p, g, m, v in zip(ps, gs, state.exp_avg, state.exp_avg_sq, strict=True):
@@ -275,6 +235,16 @@ def adam_step(
     return new_params, AdamState(t, tuple(new_m), tuple(new_v))
 
 
+def _betas(betas: object) -> tuple[float, float]:
+    """Adam's decay rates ``(β1, β2)``, each in [0, 1)."""
+    if not (isinstance(betas, tuple | list) and len(betas) == 2):
+        raise TypeError(f"betas must be a pair of numbers, got {betas!r}")
+    beta1, beta2 = (number(b, "betas", minimum=0.0) for b in betas)
+    if beta1 >= 1 or beta2 >= 1:
+        raise ValueError(f"betas must be in [0, 1), got {tuple(betas)!r}")
+    return beta1, beta2
+
+
 # ---------------------------------------------------------------- L1: proximal step
 def soft_threshold(input: torch.Tensor, lambd: float = 0.5) -> torch.Tensor:
     """Soft thresholding (软阈值), the proximal operator of ``λ·||w||₁``:
@@ -284,10 +254,7 @@ def soft_threshold(input: torch.Tensor, lambd: float = 0.5) -> torch.Tensor:
     0. PyTorch ships it as ``torch.nn.functional.softshrink(input, lambd=0.5)``; the
     arguments mirror it.
     """
-    if not isinstance(input, torch.Tensor) or not input.is_floating_point():
-        raise TypeError(f"input must be a floating-point tensor, "
-                        f"got {type(input).__name__}")
-    lambd = _number(lambd, "lambd")
+    input, lambd = check_tensor(input, "input"), number(lambd, "lambd", minimum=0.0)
     return torch.sign(input) * torch.clamp(input.abs() - lambd, min=0.0)  # as input
 
 
@@ -304,19 +271,11 @@ def l1_proximal_step(
     away from 0. Returns new tensors.
     """
     ps, gs = _pairs(params, grads)
-    lr, strength = _number(lr, "lr"), _number(strength, "strength")
-    return [soft_threshold(p - lr * g, lr * strength)
-            for p, g in zip(ps, gs, strict=True)]
+    lr, strength = number(lr, "lr", minimum=0.0), number(strength, "strength", minimum=0.0)
+    return [soft_threshold(p - lr * g, lr * strength) for p, g in zip(ps, gs, strict=True)]
 
 
 # ---------------------------------------------------------------- clipping
-def _norm_type(norm_type: object) -> float:
-    value = _number(norm_type, "norm_type", allow_inf=True)
-    if value <= 0:
-        raise ValueError(f"norm_type must be > 0 (or inf), got {norm_type!r}")
-    return value
-
-
 def _p_norm(x: torch.Tensor, p: float) -> torch.Tensor:
     """``(Σ |x|^p)^(1/p)`` over all entries, or ``max |x|`` for ``p = inf``."""
     if math.isinf(p):
@@ -333,16 +292,14 @@ def get_total_norm(tensors: Tensors, norm_type: float = 2.0,
     ``tensor(0.)`` for no tensors; raises ``RuntimeError`` (as PyTorch does) if
     ``error_if_nonfinite`` and the norm is nan or inf.
     """
-    ts = _tensor_list(tensors, "tensors")
-    p = _norm_type(norm_type)
+    ts = _checks.tensors(tensors, "tensors")  # the parameter's name (PyTorch's) hides the imported helper
+    p = number(norm_type, "norm_type", minimum=0.0, strict=True, allow_inf=True)
     if not ts:
         return torch.tensor(0.0)
     norms = torch.stack([_p_norm(t.detach(), p) for t in ts])  # (number of tensors,)
     total = _p_norm(norms, p)  # ()
     if error_if_nonfinite and not bool(torch.isfinite(total)):
-        raise RuntimeError(f"the total norm of order {p} of the gradients is "
-                           f"non-finite ({float(total)}); "
-                           "set error_if_nonfinite=False to clip anyway")
+        raise RuntimeError(f"the total norm of order {p} is {float(total)}: set error_if_nonfinite=False to clip")
     return total
 
 
@@ -352,8 +309,8 @@ def _clip_coefficient(total: torch.Tensor, max_norm: float) -> torch.Tensor:
     return torch.clamp(max_norm / (total + 1e-6), max=1.0)  # ()
 
 
-def clip_grad_norm(parameters: Tensors, max_norm: float, norm_type: float = 2.0,
-                   error_if_nonfinite: bool = False) -> torch.Tensor:
+def clip_grad_norm_(parameters: Tensors, max_norm: float, norm_type: float = 2.0,
+                    error_if_nonfinite: bool = False) -> torch.Tensor:
     """Scale the gradients of ``parameters`` **in place** so that their total norm is
     at most ``max_norm``; return the total norm *before* clipping. Mirrors
     ``torch.nn.utils.clip_grad_norm_`` (without ``foreach``).
@@ -367,8 +324,8 @@ def clip_grad_norm(parameters: Tensors, max_norm: float, norm_type: float = 2.0,
     The direction of the step is kept and only its length is capped; parameters
     without a gradient are skipped.
     """
-    ps = _tensor_list(parameters, "parameters")
-    max_norm = _number(max_norm, "max_norm", allow_inf=True)
+    ps = tensors(parameters, "parameters")
+    max_norm = number(max_norm, "max_norm", minimum=0.0, allow_inf=True)
     grads = [p.grad for p in ps if p.grad is not None]
     total = get_total_norm(grads, norm_type, error_if_nonfinite)
     if grads:
@@ -380,13 +337,13 @@ def clip_grad_norm(parameters: Tensors, max_norm: float, norm_type: float = 2.0,
 
 def clip_gradients(grads: Sequence[torch.Tensor], max_norm: float,
                    norm_type: float = 2.0) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """The pure twin of :func:`clip_grad_norm`.
+    """The pure twin of :func:`clip_grad_norm_`.
 
     Returns ``(clipped, total)``: clipped copies of ``grads`` and their total norm
     before clipping; ``grads`` is left unchanged.
     """
-    gs = _tensor_list(grads, "grads")
-    max_norm = _number(max_norm, "max_norm", allow_inf=True)
+    gs = tensors(grads, "grads")
+    max_norm = number(max_norm, "max_norm", minimum=0.0, allow_inf=True)
     total = get_total_norm(gs, norm_type)
     if not gs:
         return [], total
@@ -397,19 +354,11 @@ def clip_gradients(grads: Sequence[torch.Tensor], max_norm: float,
 # ---------------------------------------------------------------- gradient penalty
 def _input_and_output(model: object, x: object) -> tuple[torch.Tensor, torch.Tensor]:
     """``x`` as a leaf that records its gradient, and ``model(x)``."""
-    if not callable(model):
-        raise TypeError(f"model must be callable, got {type(model).__name__}")
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim < 1:
-        raise TypeError("x must be a floating-point tensor, batch dimension first, "
-                        f"got {type(x).__name__} {tuple(getattr(x, 'shape', ()))}")
+    model, x = function(model, "model"), check_tensor(x, "x", min_ndim=1)  # x (B, ...): batch dimension first
     if not x.requires_grad:  # a leaf that records its gradient; the caller's x stays
         x = x.detach().requires_grad_(True)
-    out = model(x)  # (B, ...)
-    B = x.shape[0]
-    if not isinstance(out, torch.Tensor) or out.ndim < 1 or out.shape[0] != B:
-        raise ValueError(f"model(x) must return one output per example (B={B}, ...), "
-                         f"got {tuple(getattr(out, 'shape', ()))}")
-    return x, out  # (B, ...), (B, ...)
+    out = check_tensor(model(x), "model(x)", min_ndim=1)  # (B, ...)
+    return x, dim_size(out, 0, x.shape[0], "model(x)", " (one output per example)")  # (B, ...), (B, ...)
 
 
 def input_gradient_penalty(
@@ -442,8 +391,7 @@ def input_gradient_penalty(
     example's own gradient. Returns a 0-dim tensor; multiply it by a strength and add
     it to the loss.
     """
-    if center is not None:
-        center = _number(center, "center")
+    center = None if center is None else number(center, "center", minimum=0.0)
     x, out = _input_and_output(model, x)
     B = x.shape[0]
     out = out.reshape(B, -1)  # (B, K)
@@ -477,18 +425,12 @@ def double_backprop_penalty(
     the chain rule ``∇ₓ ℓᵢ = Jᵢᵀ ∂ℓᵢ/∂f``: the Jacobian weighted by the error, so the
     penalty fades on examples the model already fits. Returns a 0-dim tensor.
     """
-    if not callable(loss_fn):
-        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+    function(loss_fn, "loss_fn")
     x, out = _input_and_output(model, x)  # (B, ...), (B, ...)
     B = x.shape[0]
-    if (not isinstance(target, torch.Tensor) or target.ndim < 1
-            or target.shape[0] != B):
-        raise ValueError(f"target must be a tensor with one row per example "
-                         f"(B={B}), got {tuple(getattr(target, 'shape', ()))}")
+    dim_size(check_tensor(target, "target", min_ndim=1, floating=False), 0, B, "target", " (one row per example)")
     loss = loss_fn(out, target)  # (): the mean of the B example losses
-    if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
-        raise ValueError("loss_fn must return one number, the mean loss, got "
-                         f"shape {tuple(getattr(loss, 'shape', ()))}")
+    check_tensor(loss, "loss_fn's result (the mean loss)", dims=(0,))
     (grad,) = torch.autograd.grad(B * loss, x, create_graph=True)  # (B, ...)
     return grad.reshape(B, -1).pow(2).sum(dim=1).mean()
 
@@ -500,7 +442,7 @@ def dropout_mask(
 ) -> torch.Tensor:
     """A random 0/1 mask of ``shape``: each entry is 1 (kept) with probability
     ``1 − p``, independently."""
-    p = _probability(p, "p")
+    p = probability(p, "p")
     u = torch.rand(tuple(shape), generator=generator, dtype=dtype,
                    device=device)  # uniform in [0, 1)
     return (u < 1 - p).to(u.dtype)  # P(u < 1 - p) = 1 - p
@@ -514,13 +456,8 @@ def apply_dropout_mask(input: torch.Tensor, mask: torch.Tensor,
     ("inverted dropout": the scaling happens in training, so evaluation needs none).
     ``p = 1`` drops everything and gives zeros.
     """
-    p = _probability(p, "p")
-    if not isinstance(input, torch.Tensor) or not input.is_floating_point():
-        raise TypeError(f"input must be a floating-point tensor, "
-                        f"got {type(input).__name__}")
-    if not isinstance(mask, torch.Tensor) or mask.shape != input.shape:
-        raise ValueError(f"mask must have the input's shape {tuple(input.shape)}, "
-                         f"got {tuple(getattr(mask, 'shape', ()))}")
+    p, input = probability(p, "p"), check_tensor(input, "input")
+    same_shape(check_tensor(mask, "mask", floating=False), input, "mask", "input")
     if p == 1.0:
         return input * 0.0  # nothing survives (and no division by 0)
     scale = mask.to(input.dtype) / (1 - p)  # 0 or 1/(1-p): what PyTorch multiplies by
@@ -537,12 +474,7 @@ def dropout(input: torch.Tensor, p: float = 0.5, training: bool = True, *,
     the mask differs from ``F.dropout``'s, but its law is the same. Output shape =
     input shape.
     """
-    p = _probability(p, "p")
-    if not isinstance(training, bool):
-        raise TypeError(f"training must be a bool, got {training!r}")
-    if not isinstance(input, torch.Tensor) or not input.is_floating_point():
-        raise TypeError(f"input must be a floating-point tensor, "
-                        f"got {type(input).__name__}")
+    p, training, input = probability(p, "p"), flag(training, "training"), check_tensor(input, "input")
     if not training or p == 0.0 or input.numel() == 0:
         return input
     mask = dropout_mask(input.shape, p, generator=generator, dtype=input.dtype,
@@ -558,7 +490,7 @@ class Dropout(torch.nn.Module):
     def __init__(self, p: float = 0.5, *,
                  generator: torch.Generator | None = None) -> None:
         super().__init__()
-        self.p = _probability(p, "p")
+        self.p = probability(p, "p")
         self.generator = generator
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
@@ -593,7 +525,7 @@ def early_stopping(val_losses: Sequence[float], patience: int,
     if not losses:
         raise ValueError("val_losses must hold at least one loss")
     patience = positive_int(patience, "patience")
-    min_delta = _number(min_delta, "min_delta")
+    min_delta = number(min_delta, "min_delta", minimum=0.0)
     best, best_epoch = losses[0], 0
     for epoch, loss in enumerate(losses[1:], start=1):
         if loss < best - min_delta:
@@ -612,9 +544,8 @@ def legendre_features(x: torch.Tensor, degree: int) -> torch.Tensor:
     are far better conditioned than ``1, x, x², …``, so a degree-15 fit is still well
     posed.
     """
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim != 1:
-        raise TypeError(f"x must be a 1-D floating-point tensor (N,), "
-                        f"got {tuple(getattr(x, 'shape', ()))}")
+    if check_tensor(x, "x").ndim != 1:
+        raise TypeError(f"x must be a 1-D floating-point tensor (N,), got shape {tuple(x.shape)}")
     degree = non_negative_int(degree, "degree")
     cols = [torch.ones_like(x), x]  # P_0, P_1: each (N,)
     for n in range(1, degree):
@@ -623,14 +554,9 @@ def legendre_features(x: torch.Tensor, degree: int) -> torch.Tensor:
 
 
 def _design(features: object, targets: object) -> tuple[torch.Tensor, torch.Tensor]:
-    if (not isinstance(features, torch.Tensor) or not features.is_floating_point()
-            or features.ndim != 2):
-        raise TypeError(f"features must be a 2-D floating-point tensor (N, D), "
-                        f"got {tuple(getattr(features, 'shape', ()))}")
-    if not isinstance(targets, torch.Tensor) or targets.shape != features.shape[:1]:
-        raise ValueError(f"targets must be a tensor of shape ({features.shape[0]},), "
-                         f"got {tuple(getattr(targets, 'shape', ()))}")
-    return features, targets.to(features.dtype)
+    if check_tensor(features, "features").ndim != 2:
+        raise TypeError(f"features must be a 2-D floating-point tensor (N, D), got shape {tuple(features.shape)}")
+    return features, has_shape(targets, "targets", features.shape[:1]).to(features.dtype)
 
 
 def ridge_regression(features: torch.Tensor, targets: torch.Tensor,
@@ -642,7 +568,7 @@ def ridge_regression(features: torch.Tensor, targets: torch.Tensor,
     (D,). ``strength=0`` is least squares (needs XᵀX invertible).
     """
     X, y = _design(features, targets)
-    strength = _number(strength, "strength")
+    strength = number(strength, "strength", minimum=0.0)
     N, D = X.shape
     A = X.T @ X / N + strength * torch.eye(D, dtype=X.dtype)  # (D, D)
     return torch.linalg.solve(A, X.T @ y / N)  # (D,)
@@ -659,9 +585,8 @@ def lasso_regression(features: torch.Tensor, targets: torch.Tensor, strength: fl
     ``Lasso(alpha=λ, fit_intercept=False)``. Shapes: X (N, D), y (N,) -> weights (D,).
     """
     X, y = _design(features, targets)
-    strength = _number(strength, "strength")
+    strength, tol = number(strength, "strength", minimum=0.0), number(tol, "tol", minimum=0.0)
     max_steps = positive_int(max_steps, "max_steps")
-    tol = _number(tol, "tol")
     N, D = X.shape
     gram, xty = X.T @ X / N, X.T @ y / N  # (D, D), (D,); gradient: gram @ w - xty
     lipschitz = float(torch.linalg.eigvalsh(gram).max())

@@ -39,7 +39,19 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from dlbook._checks import positive_int
+from dlbook._checks import (
+    check_tensor,
+    dim_size,
+    divides,
+    has_shape,
+    instance,
+    integer_tensor,
+    non_negative_int,
+    number,
+    one_of,
+    positive_int,
+    probability,
+)
 from dlbook.attention import MultiheadAttention, causal_mask
 from dlbook.training import History, train
 
@@ -73,9 +85,8 @@ __all__ = [
 # Pure functions: positions, normalisation, the position-wise feed-forward network
 
 
-def sinusoidal_positional_encoding(
-    length: int, d_model: int, base: float = 10000.0, *, dtype: torch.dtype = torch.float32
-) -> torch.Tensor:
+def sinusoidal_positional_encoding(length: int, d_model: int, base: float = 10000.0, *,
+                                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """The fixed positional encoding of "Attention is all you need", shape (T, D).
 
     ``PE[t, 2i] = sin(t / base^(2i/D))`` and ``PE[t, 2i+1] = cos(t / base^(2i/D))``: column pair ``i`` is a clock
@@ -83,10 +94,8 @@ def sinusoidal_positional_encoding(
     Every position gets a different pattern, and a shift by ``k`` positions is the same rotation of every pair,
     whatever ``t`` is. An odd ``D`` drops the last cosine column.
     """
-    length = positive_int(length, "length")
-    d_model = positive_int(d_model, "d_model")
-    if isinstance(base, bool) or not isinstance(base, int | float) or base <= 1:
-        raise ValueError(f"base must be a number > 1, got {base!r}")
+    length, d_model = positive_int(length, "length"), positive_int(d_model, "d_model")
+    base = number(base, "base", minimum=1.0, strict=True)
     t = torch.arange(length, dtype=torch.float64)[:, None]  # (T, 1)
     i = torch.arange(0, d_model, 2, dtype=torch.float64)[None, :]  # (1, ceil(D/2)): the even column indices 2i
     angle = t / base ** (i / d_model)  # (T, ceil(D/2))
@@ -129,16 +138,13 @@ def gelu(input: torch.Tensor, approximate: str = "none") -> torch.Tensor:
 
     ``approximate="tanh"`` uses ``0.5 x (1 + tanh(sqrt(2/π) (x + 0.044715 x³)))``, the form in the GPT-2 code.
     """
-    if approximate == "none":
-        return input * 0.5 * (1.0 + torch.erf(input / math.sqrt(2.0)))
-    if approximate == "tanh":
+    if one_of(approximate, "approximate", ("none", "tanh")) == "tanh":
         return 0.5 * input * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (input + 0.044715 * input**3)))
-    raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+    return input * 0.5 * (1.0 + torch.erf(input / math.sqrt(2.0)))
 
 
-def feed_forward(
-    x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor | None, w2: torch.Tensor, b2: torch.Tensor | None
-) -> torch.Tensor:
+def feed_forward(x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor | None, w2: torch.Tensor,
+                 b2: torch.Tensor | None) -> torch.Tensor:
     """The position-wise feed-forward network ``FFN(x) = GELU(x W1ᵀ + b1) W2ᵀ + b2``.
 
     Shapes: x (..., D), w1 (D_ff, D), w2 (D, D_ff); output (..., D). The same two-layer network is applied to every
@@ -215,11 +221,9 @@ class TransformerConfig:
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "d_model", "n_heads", "n_layers", "d_ff"):
             positive_int(getattr(self, name), name)
-        if self.d_model % self.n_heads != 0:
-            raise ValueError(f"n_heads={self.n_heads} must divide d_model={self.d_model}")
-        if self.positional not in ("sinusoidal", "learned", "none"):
-            raise ValueError(f"positional must be 'sinusoidal', 'learned' or 'none', got {self.positional!r}")
-        if not 0.0 <= self.dropout < 1.0:
+        divides(self.n_heads, self.d_model, "n_heads", "d_model")
+        one_of(self.positional, "positional", ("sinusoidal", "learned", "none"))
+        if probability(self.dropout, "dropout") == 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
 
 
@@ -233,9 +237,7 @@ class TransformerLM(nn.Module):
 
     def __init__(self, config: TransformerConfig, *, causal: bool) -> None:
         super().__init__()
-        if not isinstance(config, TransformerConfig):
-            raise TypeError(f"config must be a TransformerConfig, got {type(config).__name__}")
-        self.config = config
+        self.config = instance(config, TransformerConfig, "config")
         self.causal = bool(causal)
         c = config
         self.tok_emb = nn.Embedding(c.vocab_size, c.d_model)
@@ -263,9 +265,7 @@ class TransformerLM(nn.Module):
         key_padding_mask: torch.Tensor | None = None,
         return_attention: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
-        if not isinstance(tokens, torch.Tensor) or tokens.ndim != 2 or tokens.is_floating_point():
-            raise TypeError(f"tokens must be a (B, T) integer tensor, got {tokens!r:.80}")
-        B, T = tokens.shape
+        B, T = integer_tensor(tokens, "tokens", dims=(2,)).shape
         if T > self.config.block_size:
             raise ValueError(f"tokens has T={T} positions, more than block_size={self.config.block_size}")
         x = self.tok_emb(tokens) + self.positions(T).to(self.tok_emb.weight.dtype)  # (B, T, D)
@@ -311,9 +311,8 @@ def token_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Te
     For GPT the target at ``t`` is the token at ``t + 1``; for BERT it is the original token at the chosen
     positions and -100 elsewhere. The loss is in nats per predicted token: ``ln V`` for a uniform guess.
     """
-    if logits.ndim != 3 or targets.shape != logits.shape[:2]:
-        raise ValueError(f"logits (B, T, V) and targets (B, T) do not match: {tuple(logits.shape)} and "
-                         f"{tuple(targets.shape)}")
+    B, T, V = check_tensor(logits, "logits", dims=(3,)).shape
+    has_shape(targets, "targets", (B, T))
     return nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
 
 
@@ -330,19 +329,6 @@ class MaskedTokens(NamedTuple):
     masked: torch.Tensor
     randomized: torch.Tensor
     kept: torch.Tensor
-
-
-def _check_mask_args(tokens, mask_id, vocab_size, mask_prob, mask_ratio, random_ratio) -> None:
-    if not isinstance(tokens, torch.Tensor) or tokens.is_floating_point() or tokens.dtype == torch.bool:
-        raise TypeError(f"tokens must be an integer tensor, got {tokens!r:.80}")
-    positive_int(vocab_size, "vocab_size")
-    if isinstance(mask_id, bool) or not isinstance(mask_id, int) or mask_id < 0:
-        raise ValueError(f"mask_id must be a non-negative int, got {mask_id!r}")
-    for name, p in (("mask_prob", mask_prob), ("mask_ratio", mask_ratio), ("random_ratio", random_ratio)):
-        if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= p <= 1.0:
-            raise ValueError(f"{name} must be in [0, 1], got {p!r}")
-    if mask_ratio + random_ratio > 1.0:
-        raise ValueError(f"mask_ratio + random_ratio must be <= 1, got {mask_ratio} + {random_ratio}")
 
 
 def mask_tokens(
@@ -364,7 +350,11 @@ def mask_tokens(
     input token a little. ``[MASK]`` never occurs when the model is used later, which is why not all chosen
     positions become ``[MASK]``.
     """
-    _check_mask_args(tokens, mask_id, vocab_size, mask_prob, mask_ratio, random_ratio)
+    integer_tensor(tokens, "tokens")
+    mask_id, vocab_size = non_negative_int(mask_id, "mask_id"), positive_int(vocab_size, "vocab_size")
+    mask_prob, mask_ratio = probability(mask_prob, "mask_prob"), probability(mask_ratio, "mask_ratio")
+    if probability(random_ratio, "random_ratio") + mask_ratio > 1.0:
+        raise ValueError(f"mask_ratio + random_ratio must be <= 1, got {mask_ratio} + {random_ratio}")
     # Every tensor below has the shape of ``tokens``, e.g. (B, T).
     u_choose = torch.rand(tokens.shape, generator=generator).to(tokens.device)  # uniform in [0, 1)
     u_action = torch.rand(tokens.shape, generator=generator).to(tokens.device)
@@ -383,22 +373,6 @@ def mask_tokens(
 # Generation
 
 
-def _check_sampling_args(logits, temperature, top_k, generator) -> None:
-    if not isinstance(logits, torch.Tensor) or logits.ndim < 1 or not logits.is_floating_point():
-        raise TypeError(f"logits must be a floating-point tensor (..., V), got {logits!r:.80}")
-    if isinstance(temperature, bool) or not isinstance(temperature, int | float):
-        raise TypeError(f"temperature must be a number >= 0, got {temperature!r}")
-    if not temperature >= 0 or math.isinf(temperature):
-        raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
-    if top_k is not None:
-        if isinstance(top_k, bool) or not isinstance(top_k, int):
-            raise TypeError(f"top_k must be an int or None, got {top_k!r}")
-        if top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {top_k}")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-
-
 def next_token_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None) -> torch.Tensor:
     """The distribution the next token is drawn from, for each row of ``logits`` (..., V); returns (..., V).
 
@@ -406,8 +380,9 @@ def next_token_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int 
     ``top_k`` larger than V keeps them all), zero elsewhere. A temperature below 1 sharpens it towards the most likely
     token, above 1 flattens it towards uniform; ``temperature=0`` is greedy decoding: all the mass on the argmax.
     """
-    _check_sampling_args(logits, temperature, top_k, None)
-    z = logits.detach()  # (..., V)
+    z = check_tensor(logits, "logits", min_ndim=1).detach()  # (..., V)
+    temperature = number(temperature, "temperature", minimum=0.0)
+    top_k = None if top_k is None else positive_int(top_k, "top_k")
     if top_k is not None and top_k < z.shape[-1]:
         kth = torch.topk(z, top_k, dim=-1).values[..., -1:]  # (..., 1): the k-th largest score of each row
         z = z.masked_fill(z < kth, float("-inf"))  # (..., V)
@@ -426,7 +401,6 @@ def sample_next(
     returns ids of shape (...). ``temperature=0`` takes the argmax, with no randomness. The same ``generator`` state
     gives the same draw.
     """
-    _check_sampling_args(logits, temperature, top_k, generator)
     probs = next_token_probs(logits, temperature, top_k)  # (..., V)
     if temperature == 0:
         return probs.argmax(dim=-1)
@@ -450,16 +424,11 @@ def generate(
     token with :func:`sample_next` and appends it. The steps cannot run in parallel: step ``n + 1`` needs the token
     chosen at step ``n``. Returns the prompt followed by the new tokens, (T0 + n,) or (B, T0 + n).
     """
-    if not isinstance(prompt, torch.Tensor) or prompt.ndim not in (1, 2) or prompt.is_floating_point():
-        raise TypeError(f"prompt must be a (T0,) or (B, T0) integer tensor, got {prompt!r:.80}")
-    if prompt.shape[-1] == 0:
-        raise ValueError("prompt must hold at least one token")
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+    dim_size(integer_tensor(prompt, "prompt", dims=(1, 2)), -1, 1, "prompt", " (at least one token)", at_least=True)
     was_training = model.training
     model.eval()
     seq = prompt[None] if prompt.ndim == 1 else prompt  # (B, T0)
-    for _ in range(max_new_tokens):
+    for _ in range(non_negative_int(max_new_tokens, "max_new_tokens")):
         context = seq[:, -model.config.block_size:]  # (B, <=block_size)
         logits = model(context)[:, -1, :]  # (B, V): only the last position predicts the next token
         nxt = sample_next(logits, temperature, top_k, generator)  # (B,)
@@ -477,10 +446,7 @@ def next_token_nll(model: TransformerLM, tokens: torch.Tensor) -> torch.Tensor:
     window of the T tokens before it. Returns (N-1,) values in nats; their mean is the per-token cross-entropy of the
     whole text, the measure to compare with a model of shorter context on the same positions.
     """
-    if not isinstance(tokens, torch.Tensor) or tokens.ndim != 1 or tokens.is_floating_point():
-        raise TypeError(f"tokens must be a 1-D integer tensor, got {tokens!r:.80}")
-    if tokens.numel() < 2:
-        raise ValueError(f"tokens must hold at least 2 tokens to score one, got {tokens.numel()}")
+    dim_size(integer_tensor(tokens, "tokens", dims=(1,)), 0, 2, "tokens", " (a context and a token)", at_least=True)
     if not model.causal:
         raise ValueError("next_token_nll needs a causal model (a bidirectional one sees the token it predicts)")
     was_training = model.training
@@ -512,10 +478,8 @@ class CharTokenizer:
     chars: str
 
     def __post_init__(self) -> None:
-        if not isinstance(self.chars, str) or not self.chars:
-            raise ValueError(f"chars must be a non-empty string, got {self.chars!r}")
-        if len(set(self.chars)) != len(self.chars):
-            raise ValueError("chars must not repeat a character")
+        if not isinstance(self.chars, str) or not self.chars or len(set(self.chars)) != len(self.chars):
+            raise ValueError(f"chars must be a non-empty string that repeats no character, got {self.chars!r}")
 
     @classmethod
     def from_text(cls, text: str, extra: str = "") -> CharTokenizer:
@@ -534,11 +498,9 @@ class CharTokenizer:
         return torch.tensor([index[c] for c in text], dtype=torch.long)
 
     def decode(self, ids: torch.Tensor | Sequence[int]) -> str:
-        values = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
-        bad = [i for i in values if not 0 <= i < len(self.chars)]
-        if bad:
-            raise ValueError(f"ids outside 0..{len(self.chars) - 1}: {bad[:5]}")
-        return "".join(self.chars[i] for i in values)
+        ids = ids if isinstance(ids, torch.Tensor) else torch.tensor(list(ids), dtype=torch.long)
+        ids = integer_tensor(ids, "ids", dims=(1,), values=range(len(self.chars)))
+        return "".join(self.chars[i] for i in ids.tolist())
 
 
 def load_tiny_corpus() -> str:
@@ -553,25 +515,20 @@ def lm_pairs(tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     ``inputs = tokens[..., :-1]`` and ``targets = tokens[..., 1:]``: the target of position ``t`` is the token at
     ``t + 1``, so one window of T+1 tokens holds T training examples.
     """
-    if not isinstance(tokens, torch.Tensor):
-        raise TypeError(f"tokens must be a torch.Tensor (..., T+1), got {type(tokens).__name__}")
-    if tokens.ndim < 1 or tokens.shape[-1] < 2:
-        raise ValueError(f"tokens must hold at least 2 tokens per window (..., T+1), got shape {tuple(tokens.shape)}")
+    dim_size(check_tensor(tokens, "tokens", min_ndim=1, floating=False), -1, 2, "tokens", " (T+1)", at_least=True)
     return tokens[..., :-1], tokens[..., 1:]  # (..., T), (..., T)
 
 
-def get_batch(
-    data: torch.Tensor, block_size: int, batch_size: int, generator: torch.Generator | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
+def get_batch(data: torch.Tensor, block_size: int, batch_size: int,
+              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``batch_size`` random windows of ``block_size`` tokens from ``data`` (N,), and the same windows shifted by one.
 
     Returns ``x`` (B, T) and ``y`` (B, T), where ``y[b, t]`` is the token that follows ``x[b, t]`` in the text: the
     target of position ``t`` is the next token. One window therefore holds T training examples at once.
     """
-    block_size = positive_int(block_size, "block_size")
-    batch_size = positive_int(batch_size, "batch_size")
-    if data.ndim != 1 or data.numel() < block_size + 1:
-        raise ValueError(f"data must be 1-D with more than block_size={block_size} tokens, got {tuple(data.shape)}")
+    block_size, batch_size = positive_int(block_size, "block_size"), positive_int(batch_size, "batch_size")
+    data = check_tensor(data, "data", dims=(1,), floating=False)
+    dim_size(data, 0, block_size + 1, "data", f" (a window of block_size={block_size} and one more)", at_least=True)
     starts = torch.randint(0, data.numel() - block_size, (batch_size,), generator=generator)  # (B,)
     offsets = torch.arange(block_size + 1)  # (T+1,)
     return lm_pairs(data[starts[:, None] + offsets])  # (B, T), (B, T)

@@ -25,11 +25,14 @@ import html
 import io
 import itertools
 import json
+import math
 import os
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from dlbook._checks import one_of
 
 __all__ = [
     "MODE_ENV",
@@ -63,11 +66,9 @@ class FrameBudget:
 
 def widget_mode(mode: str | None = None) -> str:
     """Return ``"live"`` or ``"static"``: ``mode`` if given, else ``$DLBOOK_WIDGETS``, else ``"live"``."""
-    chosen = mode if mode is not None else os.environ.get(MODE_ENV, "live")
-    if chosen not in _MODES:
-        source = "mode" if mode is not None else f"${MODE_ENV}"
-        raise ValueError(f"{source} must be one of {_MODES}, got {chosen!r}")
-    return chosen
+    if mode is not None:
+        return one_of(mode, "mode", _MODES)
+    return one_of(os.environ.get(MODE_ENV, "live"), f"${MODE_ENV}", _MODES)
 
 
 _FORMATS = {"png": "image/png", "jpeg": "image/jpeg"}
@@ -79,8 +80,7 @@ def render_png(figure: Any, dpi: int = 80, image_format: str = "png") -> bytes:
     ``image_format`` is ``"png"`` (exact; best for plots and small grids) or ``"jpeg"`` (several times smaller for
     photographs). No timestamp or software tag is written, so the same figure gives the same bytes on every run.
     """
-    if image_format not in _FORMATS:
-        raise ValueError(f"image_format must be one of {tuple(_FORMATS)}, got {image_format!r}")
+    one_of(image_format, "image_format", tuple(_FORMATS))
     if isinstance(figure, bytes | bytearray):
         return bytes(figure)
     import matplotlib.pyplot as plt
@@ -116,8 +116,7 @@ def _check_params(params: Mapping[str, Sequence[Any]], defaults: Mapping[str, An
             raise ValueError(f"parameter names must be identifiers, got {name!r}")
         if isinstance(values, str | bytes) or not isinstance(values, Sequence) or len(values) == 0:
             raise ValueError(f"params[{name!r}] must be a non-empty list of values, got {values!r}")
-        labels = [_label(v) for v in values]
-        if len(set(labels)) != len(labels):
+        if len({_label(v) for v in values}) != len(values):
             raise ValueError(f"params[{name!r}] has repeated values: {list(values)!r}")
     chosen = {name: values[0] for name, values in params.items()}
     for name, value in (defaults or {}).items():
@@ -272,8 +271,7 @@ def interact(
         changes the figure (a slider that moves while its figure stays the same is a bug).
     """
     initial = _check_params(params, defaults)
-    if image_format not in _FORMATS:
-        raise ValueError(f"image_format must be one of {tuple(_FORMATS)}, got {image_format!r}")
+    one_of(image_format, "image_format", tuple(_FORMATS))
     grid = {name: list(values) for name, values in params.items()}
     if widget_mode(mode) == "live":
         return LiveFigure(render, grid, initial, dpi, title, image_format)
@@ -281,46 +279,36 @@ def interact(
 
 
 def _static_figure(render, grid, initial, dpi, title, image_format, budget: FrameBudget) -> StaticFigure:
-    n_frames = 1
-    for values in grid.values():
-        n_frames *= len(values)
+    n_frames = math.prod(len(values) for values in grid.values())
+    sizes = " x ".join(f"{len(v)} {k}" for k, v in grid.items())
     if n_frames > budget.max_frames:
-        sizes = " x ".join(f"{len(v)} {k}" for k, v in grid.items())
-        raise ValueError(
-            f"slider grid too large to precompute for the static site: {sizes} = {n_frames} frames "
-            f"(budget: {budget.max_frames}); use fewer values per slider or split the figure"
-        )
+        raise ValueError(f"slider grid too large to precompute for the static site: {sizes} = {n_frames} frames "
+                         f"(budget: {budget.max_frames}); use fewer values per slider or split the figure")
     frames: dict[str, bytes] = {}
-    total = 0
     for combo in itertools.product(*grid.values()):
         values = dict(zip(grid, combo, strict=True))
-        png = render_png(render(**values), dpi=dpi, image_format=image_format)
-        total += len(png)
-        if total > budget.max_bytes:
-            raise ValueError(
-                f"slider frames exceed the page budget of {budget.max_bytes:,} bytes after {len(frames) + 1} of "
-                f"{n_frames} frames; lower dpi, shrink the figure or use fewer slider values"
-            )
-        frames[frame_key(values)] = png
-    _check_every_slider_matters(grid, frames)
+        frames[frame_key(values)] = render_png(render(**values), dpi=dpi, image_format=image_format)
+        if sum(map(len, frames.values())) > budget.max_bytes:
+            raise ValueError(f"slider frames exceed the page budget of {budget.max_bytes:,} bytes after "
+                             f"{len(frames)} of {n_frames} frames; lower dpi, shrink the figure or use fewer values")
+    idle = _idle_sliders(grid, frames)
+    if idle:
+        raise ValueError(f"slider {idle[0]!r} never changes the figure: every value of it renders the same frame")
     return StaticFigure(grid, initial, frames, _static_html(grid, initial, frames, title, _FORMATS[image_format]))
 
 
-def _check_every_slider_matters(grid: dict[str, list[Any]], frames: dict[str, bytes]) -> None:
-    """Refuse a slider that changes no frame: it would move while its figure stays the same."""
-    for name, values in grid.items():
-        if len(values) < 2:
-            continue
+def _idle_sliders(grid: dict[str, list[Any]], frames: dict[str, bytes]) -> list[str]:
+    """The sliders that change no frame: each would move while its figure stays the same."""
+
+    def moves_the_figure(name: str) -> bool:  # some setting of the other sliders shows two pictures along this one
         others = [n for n in grid if n != name]
-        changes = False
         for combo in itertools.product(*(grid[n] for n in others)):
             base = dict(zip(others, combo, strict=True))
-            seen = {frames[frame_key({n: (v if n == name else base[n]) for n in grid})] for v in values}
-            if len(seen) > 1:
-                changes = True
-                break
-        if not changes:
-            raise ValueError(f"slider {name!r} never changes the figure: every value of it renders the same frame")
+            if len({frames[frame_key({n: v if n == name else base[n] for n in grid})] for v in grid[name]}) > 1:
+                return True
+        return False
+
+    return [name for name, values in grid.items() if len(values) > 1 and not moves_the_figure(name)]
 
 
 # Notebook front ends bind bare keys in command mode (JupyterLab: arrows select or collapse cells, letters insert or
