@@ -27,6 +27,10 @@ __all__ = [
     "tensors",
     "same_shape",
     "generator",
+    "divides",
+    "shaped",
+    "same_dtype",
+    "int_tuple",
 ]
 
 
@@ -141,3 +145,32 @@ def generator(value: object, name: str = "generator") -> torch.Generator | None:
     if value is not None and not isinstance(value, torch.Generator):
         raise TypeError(f"{name} must be a torch.Generator or None, got {type(value).__name__}")
     return value
+
+
+def divides(value: int, total: int, name: str, what: str) -> int:
+    """Return ``value`` if it divides ``total`` (a positive int, described by ``what``), else raise naming ``name``."""
+    if total < 1 or total % value:
+        raise ValueError(f"{name}={value} must divide {what}, got {total}")
+    return value
+
+
+def shaped(x: object, name: str, shape: Sequence[int]) -> torch.Tensor:
+    """Return ``x`` if it is a floating-point tensor of exactly ``shape``, else raise naming ``name``."""
+    if check_tensor(x, name, (len(shape),)).shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(x.shape)}")
+    return x
+
+
+def same_dtype(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:
+    """Raise unless ``a`` and ``b`` have the same dtype (PyTorch's matrix products do not mix them)."""
+    if a.dtype != b.dtype:
+        raise TypeError(f"{name_a} and {name_b} must have the same dtype, got {a.dtype} and {b.dtype}")
+
+
+def int_tuple(value: object, name: str, lengths: Sequence[int]) -> tuple[int, ...]:
+    """Return ``value`` as a tuple of ints whose length is one of ``lengths``, else raise naming ``name``."""
+    if isinstance(value, str) or not isinstance(value, Sequence) or not all(map(_is_int, value)):
+        raise TypeError(f"{name} must be a tuple of ints, got {value!r}")
+    if len(value) not in lengths:
+        raise ValueError(f"{name} must have {' or '.join(map(str, lengths))} ints, got {len(value)}: {value!r}")
+    return tuple(value)
