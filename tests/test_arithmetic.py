@@ -14,12 +14,14 @@ from dlbook.arithmetic import (
     conv_output_size,
     conv_transpose_output_size,
     effective_kernel_size,
+    pad_output_size,
     pool_output_size,
     read_counts,
     receptive_field,
     same_padding,
     size_keeping_padding,
     tf_same_padding,
+    unpool_output_size,
     unread_positions,
 )
 
@@ -62,9 +64,7 @@ def torch_avg_pool(i, k, s, p, ceil_mode):
 def torch_conv_transpose(i, k, s, p, op, d):
     x = torch.zeros(1, 1, i, i, dtype=DT)
     w = torch.zeros(1, 1, k, k, dtype=DT)
-    return _torch_or_raises(
-        lambda: F.conv_transpose2d(x, w, stride=s, padding=p, output_padding=op, dilation=d)
-    )
+    return _torch_or_raises(lambda: F.conv_transpose2d(x, w, stride=s, padding=p, output_padding=op, dilation=d))
 
 
 # ---------------------------------------------------------------------------------------------------- convolution
@@ -93,9 +93,8 @@ def test_conv_output_size_padding_strings(i, k, d):
     x = torch.zeros(1, 1, i, i, dtype=DT)
     w = torch.zeros(1, 1, k, k, dtype=DT)
     assert conv_output_size(i, k, 1, "same", d) == F.conv2d(x, w, padding="same", dilation=d).shape[-1] == i
-    assert _ours_or_raises(conv_output_size, i, k, 1, "valid", d) == _torch_or_raises(
-        lambda: F.conv2d(x, w, padding="valid", dilation=d)
-    )
+    valid = _torch_or_raises(lambda: F.conv2d(x, w, padding="valid", dilation=d))
+    assert _ours_or_raises(conv_output_size, i, k, 1, "valid", d) == valid
 
 
 def test_conv_same_with_stride_is_refused_like_pytorch():
@@ -223,6 +222,45 @@ def test_output_padding_recovers_every_size_a_stride_folds_together(s, k, p):
 def test_conv_transpose_output_size_hypothesis(i, k, s, p, d, data):
     op = data.draw(st.integers(0, max(s, d)))
     assert _ours_or_raises(conv_transpose_output_size, i, k, s, p, op, d) == torch_conv_transpose(i, k, s, p, op, d)
+
+
+# ---------------------------------------------------------------------------------------------------- unpooling
+
+
+def test_unpool_output_size_exhaustive():
+    """F.max_unpool2d's output size, default and requested, over every i <= 6, k <= 4, s <= 3, p <= 3."""
+    refused = 0
+    for i, k, s, p in itertools.product(range(1, 7), range(1, 5), range(1, 4), range(0, 4)):
+        x = torch.zeros(1, 1, i, 1, dtype=DT)
+        indices = torch.zeros(1, 1, i, 1, dtype=torch.int64)
+        for requested in (None, *range(0, (i + 1) * s + k)):
+            size = None if requested is None else (requested, 1)
+            expected = _torch_or_raises(lambda: F.max_unpool2d(x, indices, (k, 1), (s, 1), (p, 0), size))  # noqa: B023
+            assert _ours_or_raises(unpool_output_size, i, k, s, p, requested) == expected, (i, k, s, p, requested)
+            refused += expected == RAISED
+    assert refused > 0
+
+
+# ---------------------------------------------------------------------------------------------------- F.pad
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "replicate", "circular"])
+def test_pad_output_size_exhaustive(mode):
+    """F.pad's output width, or its refusal, for every n <= 5 and pads -6 .. 6 on both sides."""
+    refused = 0
+    for n, before, after in itertools.product(range(1, 6), range(-6, 7), range(-6, 7)):
+        ours = _ours_or_raises(pad_output_size, n, before, after, mode)
+        if mode == "circular" and before * after < 0:
+            assert ours == RAISED  # F.pad computes wrong values for these: refused
+            continue
+        x = torch.zeros(1, 1, 1, n, dtype=DT)
+        try:
+            expected = F.pad(x, (before, after, 0, 0), mode).shape[-1]
+        except (RuntimeError, ValueError):
+            expected = RAISED
+        assert ours == expected, (n, before, after, mode)
+        refused += expected == RAISED
+    assert refused > 0
 
 
 # ---------------------------------------------------------------------------------------------------- same padding
@@ -373,8 +411,8 @@ def test_receptive_field(ks, ss, ds, expected):
     if expected is None:
         with pytest.raises(ValueError, match="^s "):
             receptive_field(ks, ss, ds)
-        return
-    assert receptive_field(ks, ss, ds) == expected == _grad_receptive_field(ks, ss, ds)
+    else:
+        assert receptive_field(ks, ss, ds) == expected == _grad_receptive_field(ks, ss, ds)
 
 
 @settings(max_examples=60, deadline=None)

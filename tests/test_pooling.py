@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from dlbook.arithmetic import pool_output_size
@@ -41,6 +41,17 @@ def _assert_same(ours, ref, inputs, seed=1):
     g_ref = torch.autograd.grad(ref, inputs, cot)
     for a, b in zip(g_ours, g_ref, strict=True):
         torch.testing.assert_close(a, b, equal_nan=True, **TOL)
+
+
+def _torch_accepts(theirs, ours, *args):
+    """Whether PyTorch's pool accepts the arguments; where it refuses them, ours must refuse them too (ValueError)."""
+    try:
+        theirs(*args)
+    except RuntimeError:
+        with pytest.raises(ValueError):
+            ours(*args)
+        return False
+    return True
 
 
 # --- max pooling -----------------------------------------------------------------------------------------------
@@ -128,10 +139,9 @@ def test_first_max_position():
        ph=st.integers(0, 2), pw=st.integers(0, 2), dh=st.integers(1, 3), dw=st.integers(1, 3),
        ceil_mode=st.booleans(), ties=st.booleans(), seed=st.integers(0, 10_000))
 def test_max_pool_matches_torch_hypothesis(B, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, ceil_mode, ties, seed):
-    if ph > kh // 2 or pw > kw // 2 or H + 2 * ph < dh * (kh - 1) + 1 or W + 2 * pw < dw * (kw - 1) + 1:
-        return  # refused by both (tested in test_bad_arguments / test_torch_agrees_these_are_errors)
     x = _ties(B, C, H, W, seed=seed) if ties else randn64(B, C, H, W, seed=seed)
     args = ((kh, kw), (sh, sw), (ph, pw), (dh, dw), ceil_mode)
+    assume(_torch_accepts(F.max_pool2d, max_pool2d, x, *args))
     ours, idx = max_pool2d(x, *args, return_indices=True)
     ref, ref_idx = F.max_pool2d(x, *args, return_indices=True)
     assert torch.equal(idx, ref_idx)
@@ -191,10 +201,9 @@ def test_ceil_mode_window_past_the_padding_is_not_counted():
        ph=st.integers(0, 2), pw=st.integers(0, 2), ceil_mode=st.booleans(), cip=st.booleans(),
        div=st.sampled_from([None, 1, 2, 7]), seed=st.integers(0, 10_000))
 def test_avg_pool_matches_torch_hypothesis(B, C, H, W, kh, kw, sh, sw, ph, pw, ceil_mode, cip, div, seed):
-    if ph > kh // 2 or pw > kw // 2 or H + 2 * ph < kh or W + 2 * pw < kw:
-        return
     x = randn64(B, C, H, W, seed=seed)
     args = ((kh, kw), (sh, sw), (ph, pw), ceil_mode, cip, div)
+    assume(_torch_accepts(F.avg_pool2d, avg_pool2d, x, *args))
     _assert_same(avg_pool2d(x, *args), F.avg_pool2d(x, *args), (x,), seed=seed + 1)
 
 
@@ -273,10 +282,9 @@ def test_lp_pool_ceil_mode_scales_partial_windows_like_torch():
        sh=st.integers(1, 3), sw=st.integers(1, 3), ceil_mode=st.booleans(),
        p=st.sampled_from([1, 2, 3, 0.75, 2.5, math.inf]), seed=st.integers(0, 10_000))
 def test_lp_pool_matches_torch_hypothesis(H, W, kh, kw, sh, sw, ceil_mode, p, seed):
-    if H < kh or W < kw:
-        return
     x = (randn64(2, 2, H, W, seed=seed, requires_grad=False).abs() + 0.05).requires_grad_(True)
     args = (p, (kh, kw), (sh, sw), ceil_mode)
+    assume(_torch_accepts(F.lp_pool2d, lp_pool2d, x, *args))
     _assert_same(lp_pool2d(x, *args), F.lp_pool2d(x, *args), (x,), seed=seed + 1)
 
 
@@ -381,3 +389,45 @@ def test_torch_agrees_these_are_errors():
             call(max_pool2d)
     with pytest.raises(ValueError):
         F.lp_pool2d(_x(1, 1, 5, 5), 0, 2)
+
+
+# --- ceil_mode: a window may be wider than the input -------------------------------------------------------------
+
+def _pools(k, s, p, d):
+    """(ours, PyTorch's) for each pool, in ceil_mode; Lp pooling takes no padding and no dilation."""
+    return {
+        "max": (lambda x: max_pool2d(x, k, s, p, d, True), lambda x: F.max_pool2d(x, k, s, p, d, True)),
+        "avg": (lambda x: avg_pool2d(x, k, s, p, True), lambda x: F.avg_pool2d(x, k, s, p, True)),
+        "avg without pad": (lambda x: avg_pool2d(x, k, s, p, True, False),
+                            lambda x: F.avg_pool2d(x, k, s, p, True, False)),
+        "lp": (lambda x: lp_pool2d(x, 2, k, s, True), lambda x: F.lp_pool2d(x, 2, k, s, True)),
+    }
+
+
+def test_ceil_mode_pools_an_input_narrower_than_the_kernel_like_torch():
+    # 11 x 3 input, kernel 4 (stride 4): ceil_mode gives 3 x 1 windows, the last column of each window off the input
+    x = (randn64(2, 3, 11, 3, requires_grad=False).abs() + 0.1).requires_grad_(True)
+    for name, (ours, theirs) in _pools(4, None, 0, 1).items():
+        assert theirs(x).shape == ours(x).shape == (2, 3, 3, 1), name
+        _assert_same(ours(x), theirs(x), (x,))
+
+
+@pytest.mark.parametrize("pool", ["max", "avg", "avg without pad", "lp"])
+def test_ceil_mode_narrow_inputs_exhaustive(pool):
+    """Every width narrower than the padded kernel's span, in ceil_mode: PyTorch's values, shapes and gradients, or
+    a refusal where PyTorch refuses."""
+    compared = 0
+    for W, k, s, p, d in itertools.product(range(1, 6), range(2, 7), range(1, 4), range(0, 3), (1, 2)):
+        if p > k // 2 or W + 2 * p >= d * (k - 1) + 1 or (pool != "max" and d > 1) or (pool == "lp" and p > 0):
+            continue  # padding PyTorch refuses (see test_bad_arguments), a wide enough input, or no such argument
+        x = (randn64(2, 2, 7, W, seed=W + 7 * k, requires_grad=False).abs() + 0.1).requires_grad_(True)
+        ours, theirs = _pools((3, k), (2, s), (1, p), (1, d))[pool]
+        if _torch_accepts(theirs, ours, x):
+            ref = theirs(x)
+            if torch.isinf(ref).any():  # a dilated window wholly in the padding: PyTorch's backward aborts
+                assert torch.equal(ours(x), ref)
+            else:
+                _assert_same(ours(x), ref, (x,))
+            compared += 1
+    assert compared > 10
+

@@ -109,7 +109,7 @@ def test_shape_and_value_checks_pass_good_input_through_and_name_bad_input():
         has_shape(w, "w", (6, 3), (None, 3))
     assert divides(3, 12, "heads", "D") == 3
     for heads in (5, 0):
-        with pytest.raises(ValueError, match=f"heads={heads} must divide D=12"):
+        with pytest.raises(ValueError, match=f"heads={heads} must divide D, got 12"):
             divides(heads, 12, "heads", "D")
     assert dim_size(w, 0, 4, "w", at_least=True) is w
     with pytest.raises(ValueError, match=r"w must have size >= 7 in dimension 0 \(rows\), got shape \(6, 2\)"):

@@ -34,6 +34,7 @@ __all__ = [
     "same_dtype",
     "function",
     "instance",
+    "int_tuple",
 ]
 
 
@@ -167,15 +168,16 @@ def has_shape(x: object, name: str, *shapes: Sequence[int | None]) -> torch.Tens
     """Return ``x`` if it is a tensor whose shape is one of ``shapes`` (``None`` in a shape matches any size)."""
     check_tensor(x, name, floating=False)
     if not any(len(s) == x.ndim and all(a in (None, b) for a, b in zip(s, x.shape, strict=True)) for s in shapes):
-        wanted = " or ".join("(" + ", ".join("_" if a is None else str(a) for a in s) + ")" for s in shapes)
+        wanted = " or ".join("(" + ", ".join("_" if a is None else str(a) for a in s) + ("," if len(s) == 1 else "")
+                             + ")" for s in shapes)
         raise ValueError(f"{name} must have shape {wanted}, got {tuple(x.shape)}")
     return x
 
 
 def divides(divisor: int, total: int, name: str, total_name: str) -> int:
-    """Return ``divisor`` if it divides ``total`` (e.g. heads into the model width), else raise naming both."""
+    """Return ``divisor`` if it divides ``total`` (heads into the width, groups into the channels), else raise."""
     if divisor < 1 or total % divisor != 0:
-        raise ValueError(f"{name}={divisor} must divide {total_name}={total}")
+        raise ValueError(f"{name}={divisor} must divide {total_name}, got {total}")
     return divisor
 
 
@@ -208,3 +210,12 @@ def instance(value: object, cls: type | tuple[type, ...], name: str) -> object:
         wanted = " or ".join(c.__name__ for c in (cls if isinstance(cls, tuple) else (cls,)))
         raise TypeError(f"{name} must be of type {wanted}, got {type(value).__name__}")
     return value
+
+
+def int_tuple(value: object, name: str, lengths: Sequence[int]) -> tuple[int, ...]:
+    """Return ``value`` as a tuple of ints whose length is one of ``lengths``, else raise naming ``name``."""
+    if isinstance(value, str) or not isinstance(value, Sequence) or not all(map(_is_int, value)):
+        raise TypeError(f"{name} must be a tuple of ints, got {value!r}")
+    if len(value) not in lengths:
+        raise ValueError(f"{name} must have {' or '.join(map(str, lengths))} ints, got {len(value)}: {value!r}")
+    return tuple(value)

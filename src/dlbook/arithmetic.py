@@ -1,4 +1,4 @@
-"""Convolution arithmetic (卷积的尺寸计算): the output size of convolution, pooling and transposed convolution.
+"""Convolution arithmetic (卷积的尺寸计算): the output sizes of convolution, pooling, transposed convolution, padding.
 
 Chapters: ``book/convnets/padding.ipynb`` and ``book/convnets/stride.ipynb``.
 
@@ -18,21 +18,27 @@ and uses ``output_padding`` to choose among the sizes a stride folds together:
 
     o = (i - 1)s - 2p + d(k - 1) + \\text{output\\_padding} + 1.
 
-Each function agrees with the shapes PyTorch's layers produce, and refuses, with a ``ValueError`` that names the
-argument, what PyTorch's layers refuse. The functions take and return plain ints: no tensors are involved.
+Max-unpooling takes a transposed convolution's size (or one near it), and ``F.pad`` adds its pads to the size.
+
+This module is the package's one source of these rules: :mod:`dlbook.conv`, :mod:`dlbook.pooling`,
+:mod:`dlbook.resampling` and :mod:`dlbook.padding` ask it for their output sizes. Each function agrees with the
+shapes PyTorch's layers produce, and refuses, with a ``ValueError`` that names the argument, what PyTorch's layers
+refuse. The functions take and return plain ints: no tensors are involved.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dlbook._checks import non_negative_int, positive_int
+from dlbook._checks import flag, non_negative_int, one_of, pair, positive_int
 
 __all__ = [
     "effective_kernel_size",
     "conv_output_size",
     "pool_output_size",
     "conv_transpose_output_size",
+    "unpool_output_size",
+    "pad_output_size",
     "same_padding",
     "tf_same_padding",
     "size_keeping_padding",
@@ -41,50 +47,33 @@ __all__ = [
     "receptive_field",
 ]
 
+MODES = ("constant", "reflect", "replicate", "circular")  # the padding modes of torch.nn.functional.pad
+
 
 def effective_kernel_size(k: int, d: int = 1) -> int:
     """How many input cells a kernel of ``k`` taps spaced ``d`` apart spans: ``d(k - 1) + 1``."""
-    k = positive_int(k, "k")
-    d = positive_int(d, "d")
-    return d * (k - 1) + 1
+    return positive_int(d, "d") * (positive_int(k, "k") - 1) + 1
 
 
-def _resolve_conv_padding(p: int | str, s: int) -> int | str:
-    if isinstance(p, str):
-        if p == "valid":
-            return 0
-        if p == "same":
-            if s != 1:
-                raise ValueError(f"p='same' needs s=1: PyTorch refuses padding='same' for strided convolutions, got s={s}")
-            return p
-        raise ValueError(f"p must be a non-negative int, 'valid' or 'same', got {p!r}")
-    return non_negative_int(p, "p")
-
-
-def conv_output_size(i: int, k: int, s: int = 1, p: int | str = 0, d: int = 1) -> int:
+def conv_output_size(i: int, k: int, s: int = 1, p: int | tuple[int, int] | str = 0, d: int = 1) -> int:
     """Output size of a convolution: ``floor((i + 2p - d(k - 1) - 1) / s) + 1``.
 
-    ``p`` may also be ``"valid"`` (no padding) or ``"same"`` (only with ``s=1``; the output then has size ``i``), as
-    in ``torch.nn.Conv2d``. Raises ``ValueError`` when the dilated kernel is larger than the padded input, which
-    PyTorch refuses too.
+    ``p`` may also be a pair ``(before, after)`` of unequal paddings (then ``2p`` is ``before + after``),
+    ``"valid"`` (no padding) or ``"same"`` (:func:`same_padding`: only with ``s=1``, and the output then has size
+    ``i``), as in ``torch.nn.Conv2d``. Raises ``ValueError`` when the dilated kernel is larger than the padded input,
+    which PyTorch refuses too.
 
-    >>> conv_output_size(7, 3, s=2, p=1)
-    4
+    >>> conv_output_size(7, 3, s=2, p=1), conv_output_size(7, 4, p="same"), conv_output_size(7, 4, p=(1, 2))
+    (4, 7, 7)
     """
-    i = positive_int(i, "i")
-    k = positive_int(k, "k")
-    s = positive_int(s, "s")
-    d = positive_int(d, "d")
-    p = _resolve_conv_padding(p, s)
-    if p == "same":
-        return i  # "same" pads d(k - 1) in total, so i + d(k - 1) - d(k - 1) - 1 + 1 = i
-    span = d * (k - 1) + 1
-    if span > i + 2 * p:
-        raise ValueError(
-            f"k={k} with d={d} spans {span} cells, more than the padded input i + 2p = {i} + 2*{p} = {i + 2 * p}: "
-            "PyTorch raises for a kernel larger than its padded input"
-        )
-    return (i + 2 * p - span) // s + 1
+    i, s, span = positive_int(i, "i"), positive_int(s, "s"), effective_kernel_size(k, d)
+    if isinstance(p, str):
+        p = (0, 0) if one_of(p, "p", ("valid", "same")) == "valid" else same_padding(k, s, d)
+    before, after = pair(p, "p", minimum=0)
+    if span > i + before + after:
+        raise ValueError(f"k={k} with d={d} spans {span} cells: kernel larger than the padded input, "
+                         f"i + padding = {i} + {before} + {after} (PyTorch refuses it too)")
+    return (i + before + after - span) // s + 1
 
 
 def pool_output_size(
@@ -102,32 +91,25 @@ def pool_output_size(
         o = \\left\\lceil \\frac{i + 2p - d(k - 1) - 1}{s} \\right\\rceil + 1,
         \\qquad o \\leftarrow o - 1 \\text{ if } (o - 1)s \\ge i + p.
 
-    Raises ``ValueError`` for ``p > k // 2`` (PyTorch allows at most half the kernel as padding) and when no
-    window fits (output size below 1).
+    So in ``ceil_mode`` a window may even be wider than the input (``i=3, k=4`` gives one window). Raises
+    ``ValueError`` for ``p > k // 2`` (PyTorch allows at most half the kernel as padding) and when no window fits
+    (output size below 1).
 
     >>> pool_output_size(6, 3, s=2, p=1, ceil_mode=True)   # ceil(5/2) + 1 = 4; the 4th window starts at 6 < 7
     4
     >>> pool_output_size(5, 2, s=2, p=1, ceil_mode=True)   # ceil(5/2) + 1 = 4, but the 4th starts at 6 >= 6
     3
     """
-    i = positive_int(i, "i")
-    k = positive_int(k, "k")
+    i, span, ceil_mode = positive_int(i, "i"), effective_kernel_size(k, d), flag(ceil_mode, "ceil_mode")
     s = k if s is None else positive_int(s, "s")
-    p = non_negative_int(p, "p")
-    d = positive_int(d, "d")
-    if not isinstance(ceil_mode, bool):
-        raise TypeError(f"ceil_mode must be a bool, got {ceil_mode!r}")
-    if p > k // 2:
-        raise ValueError(f"p={p} is more than half the kernel, k // 2 = {k // 2}: PyTorch's pooling refuses it")
-    span = d * (k - 1) + 1
-    numerator = i + 2 * p - span
-    o = (numerator + (s - 1 if ceil_mode else 0)) // s + 1  # // rounds towards -inf, as PyTorch's div_rtn
+    if non_negative_int(p, "p") > k // 2:
+        raise ValueError(f"p={p} is more than half the kernel, k // 2 = {k // 2}: PyTorch refuses such padding")
+    o = (i + 2 * p - span + (s - 1 if ceil_mode else 0)) // s + 1  # // rounds towards -inf, as PyTorch's div_rtn
     if ceil_mode and (o - 1) * s >= i + p:
         o -= 1  # the last window would start in the right padding, reading no input at all
     if o < 1:
-        raise ValueError(
-            f"no pooling window fits: i={i}, k={k}, s={s}, p={p}, d={d}, ceil_mode={ceil_mode} gives output size {o}"
-        )
+        raise ValueError(f"no pooling window fits the input: i={i}, k={k}, s={s}, p={p}, dilation d={d}, "
+                         f"ceil_mode={ceil_mode} give output size {o}")
     return o
 
 
@@ -142,24 +124,60 @@ def conv_transpose_output_size(
 
     Raises ``ValueError`` for ``output_padding >= max(s, d)`` and for an output size below 1.
     """
-    i = positive_int(i, "i")
-    k = positive_int(k, "k")
-    s = positive_int(s, "s")
-    p = non_negative_int(p, "p")
-    output_padding = non_negative_int(output_padding, "output_padding")
-    d = positive_int(d, "d")
-    if output_padding >= max(s, d):
-        raise ValueError(
-            f"output_padding={output_padding} must be smaller than the stride s={s} or the dilation d={d}, "
-            "as PyTorch requires"
-        )
-    o = (i - 1) * s - 2 * p + d * (k - 1) + output_padding + 1
+    i, s, p, span = positive_int(i, "i"), positive_int(s, "s"), non_negative_int(p, "p"), effective_kernel_size(k, d)
+    if non_negative_int(output_padding, "output_padding") >= max(s, d):
+        raise ValueError(f"output_padding={output_padding} must be smaller than the stride s={s} or the dilation "
+                         f"d={d}, as PyTorch requires")
+    o = (i - 1) * s - 2 * p + span + output_padding
     if o < 1:
-        raise ValueError(
-            f"output size (i - 1)s - 2p + d(k - 1) + output_padding + 1 = {o} is below 1 "
-            f"(i={i}, k={k}, s={s}, p={p}, output_padding={output_padding}, d={d}): padding p={p} crops everything"
-        )
+        raise ValueError(f"padding p={p} crops everything: (i - 1)s - 2p + d(k - 1) + output_padding + 1 = {o} < 1 "
+                         f"for i={i}, k={k}, s={s}, output_padding={output_padding}, d={d}")
     return o
+
+
+def unpool_output_size(i: int, k: int, s: int | None = None, p: int = 0, output_size: int | None = None) -> int:
+    """Output size of max-unpooling (反池化), as ``torch.nn.functional.max_unpool2d`` computes it.
+
+    By default it is the size of a transposed convolution with the pooling's ``k``, ``s`` (``None`` means
+    ``s = k``) and ``p``: ``(i - 1)s - 2p + k``, which PyTorch lets be 0 but not negative. The pooling's floor may
+    have dropped up to ``s - 1`` cells, so an ``output_size`` (the pooled input's size) is accepted if it lies within
+    ``s`` of that default, exclusive, as PyTorch requires.
+    """
+    k = positive_int(k, "k")
+    s = k if s is None else positive_int(s, "s")
+    default = (positive_int(i, "i") - 1) * s - 2 * non_negative_int(p, "p") + k
+    o = default if output_size is None else non_negative_int(output_size, "output_size")
+    if o < 0:
+        raise ValueError(f"padding p={p} crops everything: (i - 1)s - 2p + k = {o} < 0 (i={i}, k={k}, s={s})")
+    if not default - s < o < default + s:
+        raise ValueError(f"output_size={o} must lie within s={s} of the default size {default} (exclusive)")
+    return o
+
+
+def pad_output_size(n: int, before: int, after: int, mode: str = "constant") -> int:
+    """Size of a dimension of ``n >= 1`` cells after ``torch.nn.functional.pad`` adds ``before`` and ``after`` cells
+    (a negative amount crops) in ``mode``: ``n + before + after``.
+
+    Raises ``ValueError`` for what ``F.pad`` refuses (PyTorch 2.14.1), or gets wrong:
+
+    * ``"reflect"`` mirrors at the edge cell without repeating it, so it adds at most ``n - 1`` cells on a side;
+    * ``"circular"`` wraps around at most once, so at most ``n`` cells on a side, and not with a negative amount on
+      one side and a positive one on the other (``F.pad`` returns wrong values for that);
+    * negative amounts must not crop more than the ``n`` cells (for ``"constant"``, the cells added on the other side
+      do not count), and ``"replicate"`` must leave a cell to copy.
+    """
+    seen = f"pad ({before}, {after}) on a dimension of size {positive_int(n, 'n')}"
+    most = {"reflect": (n - 1, "mirrors without repeating the edge cell"),
+            "circular": (n, "may wrap around at most once")}
+    if mode in most and max(before, after) > most[mode][0]:
+        raise ValueError(f"{seen}: {mode} padding {most[mode][1]}, so it adds at most {most[mode][0]} cells on a side")
+    if mode == "circular" and before * after < 0:
+        raise ValueError(f"{seen}: circular padding with one negative and one positive amount on the same dimension "
+                         "is not supported (F.pad returns wrong values for it)")
+    left = n + min(before, 0) + min(after, 0) if one_of(mode, "mode", MODES) == "constant" else n + before + after
+    if left < (1 if mode == "replicate" else 0):
+        raise ValueError(f"{seen}: the negative amounts crop too much, {left} cells left ({mode} padding)")
+    return n + before + after
 
 
 def same_padding(k: int, s: int = 1, d: int = 1) -> tuple[int, int]:
@@ -174,15 +192,10 @@ def same_padding(k: int, s: int = 1, d: int = 1) -> tuple[int, int]:
     >>> same_padding(3), same_padding(4), same_padding(3, d=2)
     ((1, 1), (1, 2), (2, 2))
     """
-    k = positive_int(k, "k")
-    s = positive_int(s, "s")
-    d = positive_int(d, "d")
-    if s != 1:
-        raise ValueError(
-            f"s={s}: PyTorch defines padding='same' for s=1 only (at a stride the size-keeping "
-            "padding depends on the input size: see size_keeping_padding)"
-        )
-    total = d * (k - 1)
+    total = effective_kernel_size(k, d) - 1
+    if positive_int(s, "s") != 1:
+        raise ValueError(f"padding='same' needs stride=1, got s={s}: at a stride the size-keeping padding depends "
+                         "on the input size (see size_keeping_padding), and PyTorch refuses it")
     return total // 2, total - total // 2
 
 
@@ -193,12 +206,9 @@ def tf_same_padding(i: int, k: int, s: int = 1, d: int = 1) -> tuple[int, int]:
     ``total = max((o - 1)s + d(k - 1) + 1 - i, 0)``, ``before = total // 2``, the rest after. The padding depends on
     ``i`` (unlike PyTorch's layer argument), and at ``s = 1`` it equals :func:`same_padding`.
     """
-    i = positive_int(i, "i")
-    k = positive_int(k, "k")
-    s = positive_int(s, "s")
-    d = positive_int(d, "d")
+    i, s, span = positive_int(i, "i"), positive_int(s, "s"), effective_kernel_size(k, d)
     o = -(-i // s)  # ceil(i / s)
-    total = max((o - 1) * s + d * (k - 1) + 1 - i, 0)
+    total = max((o - 1) * s + span - i, 0)
     return total // 2, total - total // 2
 
 
@@ -218,16 +228,11 @@ def size_keeping_padding(i: int, k: int, s: int = 1, d: int = 1) -> int:
     >>> size_keeping_padding(8, 3, s=2)
     5
     """
-    i = positive_int(i, "i")
-    k = positive_int(k, "k")
-    s = positive_int(s, "s")
-    d = positive_int(d, "d")
-    twice = (s - 1) * i - s + d * (k - 1) + 1  # 2p must be at least this much
+    i, s, span = positive_int(i, "i"), positive_int(s, "s"), effective_kernel_size(k, d)
+    twice = (s - 1) * i - s + span  # 2p must be at least this much
     if s == 1 and twice % 2:
-        raise ValueError(
-            f"k={k} with d={d}: the total padding d(k - 1) = {d * (k - 1)} is odd, so no symmetric "
-            "padding keeps the size at s=1 (use same_padding for the asymmetric one)"
-        )
+        raise ValueError(f"k={k} with d={d}: the total padding d(k - 1) = {span - 1} is odd, so no symmetric padding "
+                         "keeps the size at s=1 (use same_padding for the asymmetric one)")
     return max(-(-twice // 2), 0)
 
 
@@ -238,9 +243,8 @@ def read_counts(i: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> tuple[int
     With ``p = 0`` (and ``s = d = 1``) an end cell is read once, and a cell at least ``k - 1`` cells from both
     ends ``k`` times.
     """
-    o = conv_output_size(i, k, s, p, d)
     counts = [0] * i
-    for j in range(o):
+    for j in range(conv_output_size(i, k, s, p, d)):
         for u in range(k):
             x = j * s + u * d - p
             if 0 <= x < i:
@@ -274,17 +278,12 @@ def receptive_field(
     """
     if isinstance(k, str) or not isinstance(k, Sequence) or len(k) == 0:
         raise ValueError(f"k must be a non-empty sequence of kernel sizes, one per layer, got {k!r}")
-    n = len(k)
-    strides = [1] * n if s is None else list(s)
-    dilations = [1] * n if d is None else list(d)
-    for name, values in (("s", strides), ("d", dilations)):
-        if len(values) != n:
-            raise ValueError(f"{name} must have one value per layer ({n}), got {len(values)}")
+    s, d = [1] * len(k) if s is None else s, [1] * len(k) if d is None else d
+    for name, values in (("s", s), ("d", d)):
+        if len(values) != len(k):
+            raise ValueError(f"{name} must have one value per layer ({len(k)}), got {len(values)}")
     r, jump = 1, 1
-    for layer, (kl, sl, dl) in enumerate(zip(k, strides, dilations, strict=True)):
-        kl = positive_int(kl, f"k[{layer}]")
-        sl = positive_int(sl, f"s[{layer}]")
-        dl = positive_int(dl, f"d[{layer}]")
-        r += dl * (kl - 1) * jump
-        jump *= sl
+    for layer, (kl, sl, dl) in enumerate(zip(k, s, d, strict=True)):
+        r += positive_int(dl, f"d[{layer}]") * (positive_int(kl, f"k[{layer}]") - 1) * jump
+        jump *= positive_int(sl, f"s[{layer}]")
     return r

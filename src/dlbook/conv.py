@@ -22,9 +22,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 
-from dlbook._checks import check_tensor, pair, positive_int
-from dlbook.arithmetic import same_padding
+from dlbook._checks import check_tensor, divides, has_shape, one_of, pair, positive_int, same_dtype
+from dlbook.arithmetic import conv_output_size, same_padding
 
 __all__ = [
     "conv2d",
@@ -48,69 +49,34 @@ def resolve_padding(
 
     ``"valid"`` means no padding. ``"same"`` pads a total of ``d * (k - 1)`` per dimension so that, at stride 1,
     the output has the input's size; when that total is odd the extra row/column goes to the bottom/right, as in
-    PyTorch. Like PyTorch, ``"same"`` is refused for strides other than 1.
+    PyTorch. Like PyTorch, ``"same"`` is refused for strides other than 1 (by :func:`dlbook.arithmetic.same_padding`).
     """
-    if isinstance(padding, str):
-        if padding == "valid":
-            return (0, 0, 0, 0)
-        if padding == "same":
-            if stride != (1, 1):
-                raise ValueError(f"padding='same' needs stride=1 (as in PyTorch), got stride={stride}")
-            (kh, kw), (dh, dw) = kernel_size, dilation
-            return same_padding(kh, 1, dh) + same_padding(kw, 1, dw)
-        raise ValueError(f"padding must be an int, a pair of ints, 'valid' or 'same', got {padding!r}")
-    ph, pw = pair(padding, "padding", minimum=0)
+    if isinstance(padding, str) and one_of(padding, "padding", ("valid", "same")) == "same":
+        return tuple(p for k, s, d in zip(kernel_size, stride, dilation, strict=True) for p in same_padding(k, s, d))
+    ph, pw = (0, 0) if padding == "valid" else pair(padding, "padding", minimum=0)
     return (ph, ph, pw, pw)
 
 
-def _zero_pad(x: torch.Tensor, pads: tuple[int, int, int, int]) -> torch.Tensor:
-    """Place ``x`` (B, C, H, W) in a zero tensor with ``pads`` = (top, bottom, left, right) extra rows/columns."""
-    top, bottom, left, right = pads
-    if pads == (0, 0, 0, 0):
-        return x
-    B, C, H, W = x.shape
-    out = x.new_zeros(B, C, H + top + bottom, W + left + right)  # (B, C, H', W')
-    out[:, :, top : top + H, left : left + W] = x  # differentiable: the gradient flows back to x
-    return out
+def _conv_args(input, weight, bias, stride, padding, dilation, groups):
+    """Check the arguments once, for both implementations.
 
-
-def _check_conv_args(x, weight, bias, stride, padding, dilation, groups):
-    """Validate arguments once, for both implementations; return the normalised values."""
-    check_tensor(x, "input", (3, 4))
-    check_tensor(weight, "weight", (4,))
-    stride = pair(stride, "stride")
-    dilation = pair(dilation, "dilation")
-    groups = positive_int(groups, "groups")
-    O, Cg, kh, kw = weight.shape
-    C = x.shape[-3]
-    if O == 0 or kh == 0 or kw == 0:
-        raise ValueError(f"weight must have non-zero out_channels and kernel size, got shape {tuple(weight.shape)}")
-    if C % groups != 0:
-        raise ValueError(f"groups={groups} must divide the input's {C} channels")
-    if O % groups != 0:
-        raise ValueError(f"groups={groups} must divide the weight's {O} output channels")
-    if Cg * groups != C:
-        raise ValueError(
-            f"channel mismatch: input has {C} channels, weight expects {Cg} per group x groups={groups} = {Cg * groups}"
-        )
+    Returns the stride and dilation pairs, the zero padding in ``F.pad``'s order (left, right, top, bottom) and the
+    output size (H_out, W_out).
+    """
+    C, (H, W) = check_tensor(input, "input", (3, 4)).shape[-3], input.shape[-2:]
+    O, _, kh, kw = check_tensor(weight, "weight", (4,)).shape
+    pair((kh, kw), "the weight's kernel size")
+    G = divides(positive_int(groups, "groups"), C, "groups", "the input's channels")
+    divides(G, O, "groups", "the weight's output channels")
+    has_shape(check_tensor(weight, "weight"), "weight", (O, C // G, kh, kw))  # (O, C/G, kH, kW)
+    same_dtype(input, weight, "input", "weight")
     if bias is not None:
-        check_tensor(bias, "bias", (1,))
-        if bias.shape[0] != O:
-            raise ValueError(f"bias must have {O} elements (one per output channel), got {bias.shape[0]}")
-    if x.dtype != weight.dtype:
-        raise TypeError(f"input and weight must have the same dtype, got {x.dtype} and {weight.dtype}")
+        has_shape(check_tensor(bias, "bias"), "bias", (O,))
+    stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
     pads = resolve_padding(padding, (kh, kw), stride, dilation)
-    H, W = x.shape[-2:]
-    for dim, size, before, after, k, d in (("height", H, pads[0], pads[1], kh, dilation[0]),
-                                           ("width", W, pads[2], pads[3], kw, dilation[1])):
-        span = d * (k - 1) + 1
-        if size + before + after < span:
-            raise ValueError(
-                f"kernel larger than the padded input: the kernel spans {span} in {dim} "
-                f"(kernel_size={k}, dilation={d}) but the padded input is {size + before + after} "
-                f"({size} + padding {before}+{after})"
-            )
-    return stride, pads, dilation, groups
+    # the output size, and the refusal of a kernel larger than the padded input, come from dlbook.arithmetic
+    out = tuple(map(conv_output_size, (H, W), (kh, kw), stride, (pads[:2], pads[2:]), dilation))
+    return stride, pads[2:] + pads[:2], dilation, out
 
 
 def conv_patches(
@@ -144,12 +110,11 @@ def conv2d(
     The input is zero-padded and every window is gathered (:func:`conv_patches`) into one column of a patch matrix
     (im2col); then a single matrix product multiplies each filter, flattened to a row, by every column.
     """
-    stride, pads, dilation, groups = _check_conv_args(input, weight, bias, stride, padding, dilation, groups)
-    unbatched = input.ndim == 3
-    x = input.unsqueeze(0) if unbatched else input  # (B, C, H, W)
+    stride, pad, dilation, _ = _conv_args(input, weight, bias, stride, padding, dilation, groups)
+    x = input.unsqueeze(0) if input.ndim == 3 else input  # (B, C, H, W)
     O, Cg, kh, kw = weight.shape
     G = groups
-    xp = _zero_pad(x, pads)  # (B, C, H', W')
+    xp = F.pad(x, pad)  # (B, C, H', W'): zeros around
     cols = conv_patches(xp, (kh, kw), stride, dilation)  # (B, C, Ho, Wo, kH, kW), a view: nothing copied yet
     B, C, Ho, Wo = cols.shape[:4]
     # the patch matrix: one column per output position, (channel, kernel row, kernel column) down each column
@@ -159,7 +124,7 @@ def conv2d(
     y = (rows @ cols).reshape(B, O, Ho, Wo)  # (B, O, Ho, Wo)
     if bias is not None:
         y = y + bias.view(1, O, 1, 1)
-    return y.squeeze(0) if unbatched else y
+    return y.squeeze(0) if input.ndim == 3 else y
 
 
 def conv2d_loops(
@@ -176,62 +141,39 @@ def conv2d_loops(
     One output number = one window of the padded input times one filter, summed. Slow (Python loops over every
     output element): use it on inputs of a few dozen pixels.
     """
-    stride, pads, dilation, groups = _check_conv_args(input, weight, bias, stride, padding, dilation, groups)
-    unbatched = input.ndim == 3
-    x = _zero_pad(input.unsqueeze(0) if unbatched else input, pads)  # (B, C, H', W')
-    (sh, sw), (dh, dw) = stride, dilation
-    B, C, Hp, Wp = x.shape
+    (sh, sw), pad, (dh, dw), (Ho, Wo) = _conv_args(input, weight, bias, stride, padding, dilation, groups)
+    x = F.pad(input.unsqueeze(0) if input.ndim == 3 else input, pad)  # (B, C, H', W'): zeros around
     O, Cg, kh, kw = weight.shape
-    Ho = (Hp - dh * (kh - 1) - 1) // sh + 1
-    Wo = (Wp - dw * (kw - 1) - 1) // sw + 1
-    per_group = O // groups
-    rows = []
-    for b in range(B):
-        maps = []
+    y = x.new_zeros(x.shape[0], O, Ho, Wo)  # (B, O, Ho, Wo)
+    for b in range(x.shape[0]):
         for o in range(O):
-            g = o // per_group  # the group this filter belongs to sees only its own input channels
+            g = o // (O // groups)  # the group this filter belongs to sees only its own input channels
             channels = slice(g * Cg, (g + 1) * Cg)
-            values = []
             for i in range(Ho):
                 for j in range(Wo):
-                    top, left = i * sh, j * sw
-                    window = x[b, channels, top : top + dh * (kh - 1) + 1 : dh, left : left + dw * (kw - 1) + 1 : dw]
-                    total = (window * weight[o]).sum()  # window (C/G, kH, kW) * filter (C/G, kH, kW)
-                    values.append(total + bias[o] if bias is not None else total)
-            maps.append(torch.stack(values).reshape(Ho, Wo))
-        rows.append(torch.stack(maps))  # (O, Ho, Wo)
-    y = torch.stack(rows)  # (B, O, Ho, Wo)
-    return y.squeeze(0) if unbatched else y
-
-
-def _mode_padding(mode: str, kernel: torch.Tensor, *, flipped: bool) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right) zero padding for ``mode``, following ``scipy.signal``.
-
-    ``"same"`` centres the output on the ``"full"`` result. When ``k - 1`` is odd one side gets the extra row;
-    flipping the kernel (true convolution) moves that extra row to the other side.
-    """
-    kh, kw = kernel.shape
-    if mode == "valid":
-        return (0, 0, 0, 0)
-    if mode == "full":
-        return (kh - 1, kh - 1, kw - 1, kw - 1)
-    if mode == "same":
-        top, left = (kh - 1) // 2, (kw - 1) // 2
-        if flipped:
-            top, left = kh - 1 - top, kw - 1 - left
-        return (top, kh - 1 - top, left, kw - 1 - left)
-    raise ValueError(f"mode must be 'valid', 'full' or 'same', got {mode!r}")
+                    # rows i*sh, i*sh + dh, ... and columns j*sw, j*sw + dw, ...: the first kH and kW of them
+                    window = x[b, channels, i * sh :: dh, j * sw :: dw][:, :kh, :kw]  # (C/G, kH, kW)
+                    y[b, o, i, j] = (window * weight[o]).sum()  # window times filter, summed
+    if bias is not None:
+        y = y + bias.view(1, O, 1, 1)
+    return y.squeeze(0) if input.ndim == 3 else y
 
 
 def _single_channel(image: object, kernel: object, mode: str, *, flipped: bool) -> torch.Tensor:
+    """Cross-correlate one image (H, W) with one kernel (kH, kW), with the kernel flipped first if ``flipped``.
+
+    The zero padding follows ``scipy.signal``: none for ``"valid"``, ``k - 1`` on every side for ``"full"``;
+    ``"same"`` centres the output on the ``"full"`` result, padding ``k - 1`` in total. When that is odd the extra
+    row goes after; flipping the kernel (true convolution) moves it before.
+    """
+    kh, kw = check_tensor(kernel, "kernel", (2,)).shape
     check_tensor(image, "image", (2,))
-    check_tensor(kernel, "kernel", (2,))
-    pads = _mode_padding(mode, kernel, flipped=flipped)
-    if mode == "valid" and (image.shape[0] < kernel.shape[0] or image.shape[1] < kernel.shape[1]):
-        raise ValueError(f"kernel {tuple(kernel.shape)} is larger than image {tuple(image.shape)} in mode='valid'")
-    k = torch.flip(kernel, dims=(0, 1)) if flipped else kernel
-    x = _zero_pad(image[None, None], pads)  # (1, 1, H', W')
-    return conv2d(x, k[None, None])[0, 0]  # (H_out, W_out)
+    total = {"valid": (0, 0), "full": (2 * (kh - 1), 2 * (kw - 1)), "same": (kh - 1, kw - 1)}  # rows, columns
+    rows, cols = total[one_of(mode, "mode", tuple(total))]
+    top, left = (rows - rows // 2, cols - cols // 2) if flipped else (rows // 2, cols // 2)  # an odd extra: after
+    x = F.pad(image, (left, cols - left, top, rows - top))  # (H', W')
+    k = kernel.flip(0, 1) if flipped else kernel
+    return conv2d(x[None, None], k[None, None])[0, 0]  # (H_out, W_out)
 
 
 def cross_correlate2d(image: torch.Tensor, kernel: torch.Tensor, mode: str = "valid") -> torch.Tensor:
@@ -259,12 +201,9 @@ def conv_matrix(kernel: torch.Tensor, input_shape: tuple[int, int]) -> torch.Ten
     Shape (H_out * W_out, H * W). Each row holds the kernel's weights at the positions of one window and zeros
     elsewhere: a convolution *is* a matrix multiplication, by a sparse matrix whose rows share the same few weights.
     """
-    check_tensor(kernel, "kernel", (2,))
+    kh, kw = check_tensor(kernel, "kernel", (2,)).shape
     H, W = pair(tuple(input_shape), "input_shape")
-    kh, kw = kernel.shape
-    if kh > H or kw > W:
-        raise ValueError(f"kernel {tuple(kernel.shape)} is larger than input_shape {(H, W)}")
-    Ho, Wo = H - kh + 1, W - kw + 1
+    Ho, Wo = conv_output_size(H, kh), conv_output_size(W, kw)  # refuses a kernel larger than the input
     M = kernel.new_zeros(Ho * Wo, H * W)  # (H_out*W_out, H*W)
     for i in range(Ho):
         for j in range(Wo):
@@ -286,10 +225,8 @@ def classic_kernel(name: str, size: int = 3, dtype: torch.dtype = torch.float32)
       vertical edges (for size 3 this is the Sobel kernel ``[[1,0,-1],[2,0,-2],[1,0,-1]]``, up to sign and scale).
     * ``"outline (Laplacian)"``: ``box blur − identity``, scaled: zero on flat regions, large on outlines.
     """
-    if name not in CLASSIC_KERNELS:
-        raise ValueError(f"name must be one of {CLASSIC_KERNELS}, got {name!r}")
-    size = positive_int(size, "size")
-    if size < 3 or size % 2 == 0:
+    one_of(name, "name", CLASSIC_KERNELS)
+    if positive_int(size, "size") < 3 or size % 2 == 0:
         raise ValueError(f"size must be odd and >= 3, got {size}")
     r = size // 2
     u = torch.arange(-r, r + 1, dtype=torch.float64)  # (size,)

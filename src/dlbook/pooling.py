@@ -24,7 +24,8 @@ maximum as ``p`` grows (for non-negative inputs). It returns one norm per window
 (``lp(c x) = c lp(x)`` for ``c > 0``): it is not a normalisation. Pooling has no parameters: nothing in it is learned.
 
 The output size per dimension is ``floor((H + 2p - d(k - 1) - 1) / s) + 1`` (``ceil`` instead of ``floor`` with
-``ceil_mode=True``, as long as the last window still starts inside the input or the left padding).
+``ceil_mode=True``, as long as the last window still starts inside the input or the left padding); every pool takes
+it, and its refusals, from :func:`dlbook.arithmetic.pool_output_size`.
 
 Public functions mirror their ``torch.nn.functional`` twins: same names, argument order and defaults.
 """
@@ -32,11 +33,11 @@ Public functions mirror their ``torch.nn.functional`` twins: same names, argumen
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 
-from dlbook._checks import check_tensor, pair, positive_int
+from dlbook._checks import check_tensor, flag, number, pair, positive_int
 from dlbook.arithmetic import pool_output_size
 from dlbook.conv import conv_patches
 
@@ -55,37 +56,22 @@ IntPair = int | Sequence[int]
 
 
 def _pool_args(input, kernel_size, stride, padding, dilation, ceil_mode):
-    """Validate the arguments shared by the pools; return the pairs and the output size."""
+    """Normalise the arguments shared by the pools; return the pairs and the output size (H_out, W_out)."""
     check_tensor(input, "input", (3, 4))
     k = pair(kernel_size, "kernel_size")
     s = k if stride is None or (isinstance(stride, Sequence) and len(stride) == 0) else pair(stride, "stride")
-    p = pair(padding, "padding", minimum=0)
-    d = pair(dilation, "dilation")
-    if not isinstance(ceil_mode, bool):
-        raise TypeError(f"ceil_mode must be a bool, got {ceil_mode!r}")
-    for name, kk, pp in (("height", k[0], p[0]), ("width", k[1], p[1])):
-        if pp > kk // 2:
-            raise ValueError(
-                f"padding must be at most half the kernel size (as in PyTorch), got padding={pp} and "
-                f"kernel_size={kk} in {name}"
-            )
-    H, W = input.shape[-2:]
-    for name, n, kk, pp, dd in (("height", H, k[0], p[0], d[0]), ("width", W, k[1], p[1], d[1])):
-        if n + 2 * pp < dd * (kk - 1) + 1:
-            raise ValueError(
-                f"input of size {H}x{W} is too small for kernel_size={k} with dilation={d} and padding={p}: "
-                f"no window fits in the {name}"
-            )
-    out = tuple(pool_output_size(n, kk, ss, pp, dd, ceil_mode)
-                for n, kk, ss, pp, dd in zip((H, W), k, s, p, d, strict=True))
+    p, d = pair(padding, "padding", minimum=0), pair(dilation, "dilation")
+    # the output size, and the refusal of what PyTorch refuses, come from dlbook.arithmetic
+    out = tuple(map(pool_output_size, input.shape[-2:], k, s, p, d, (ceil_mode, ceil_mode)))
     return k, s, p, d, out
 
 
 def _pad_to_windows(x: torch.Tensor, k, s, p, d, out, value: float) -> torch.Tensor:
     """Pad ``x`` (B, C, H, W) with ``value``: ``p`` before, and after as much as the last window reaches.
 
-    With ``ceil_mode`` the last window may hang over the right/bottom edge by more than ``p``; padding it to
-    full size lets every window be read as a view by :func:`dlbook.conv.conv_patches`.
+    With ``ceil_mode`` the last window may hang over the right/bottom edge by more than ``p`` (it may even be wider
+    than the input); padding it to full size lets every window be read as a view by
+    :func:`dlbook.conv.conv_patches`.
     """
     B, C, H, W = x.shape
     need = [(o - 1) * ss + dd * (kk - 1) + 1 for o, ss, dd, kk in zip(out, s, d, k, strict=True)]  # padded length read
@@ -115,6 +101,19 @@ def first_max_position(windows: torch.Tensor, on_input: torch.Tensor | None = No
     return torch.where(is_nan.any(-1, keepdim=True), last_nan, first_max)  # (..., 1)
 
 
+def _input_indices(pos: torch.Tensor, on_input: torch.Tensor, k, s, p, d, W: int) -> torch.Tensor:
+    """Window positions ``pos`` (B, C, Ho, Wo) as flat input indices ``row * W + col``, as PyTorch reports them."""
+    Ho, Wo = pos.shape[-2:]
+    top = torch.arange(Ho).view(-1, 1) * s[0] - p[0]  # (Ho, 1) first input row of each window
+    left = torch.arange(Wo).view(1, -1) * s[1] - p[1]  # (1, Wo)
+    # A dilated window can lie wholly in the padding; PyTorch then reports its first tap at row, col >= 0.
+    first_tap = -(top.clamp(max=0) // d[0]) * k[1] - (left.clamp(max=0) // d[1])  # (Ho, Wo)
+    pos = torch.where(on_input.any(-1), pos, first_tap)  # (B, C, Ho, Wo)
+    rows = top + (pos // k[1]) * d[0]  # (B, C, Ho, Wo)
+    cols = left + (pos % k[1]) * d[1]  # (B, C, Ho, Wo)
+    return rows * W + cols  # (B, C, Ho, Wo)
+
+
 def max_pool2d(
     input: torch.Tensor,
     kernel_size: IntPair,
@@ -134,29 +133,19 @@ def max_pool2d(
     one in row-major order wins (see :func:`first_max_position`), as in PyTorch's CPU kernel (2.14.1); the rule is
     an implementation choice, not mathematics.
     """
-    k, s, p, d, out = _pool_args(input, kernel_size, stride, padding, dilation, ceil_mode)
-    unbatched = input.ndim == 3
-    x = input.unsqueeze(0) if unbatched else input  # (B, C, H, W)
+    k, s, p, d, (Ho, Wo) = _pool_args(input, kernel_size, stride, padding, dilation, ceil_mode)
+    x = input.unsqueeze(0) if input.ndim == 3 else input  # (B, C, H, W)
     B, C, H, W = x.shape
-    xp = _pad_to_windows(x, k, s, p, d, out, float("-inf"))  # (B, C, H', W')
-    K = k[0] * k[1]
-    flat = conv_patches(xp, k, s, d).reshape(B, C, out[0], out[1], K)  # (B, C, Ho, Wo, kH*kW)
-    mask = _pad_to_windows(x.new_ones(1, 1, H, W), k, s, p, d, out, 0.0)  # (1, 1, H', W') 1 on the input
-    on_input = conv_patches(mask, k, s, d).reshape(out[0], out[1], K) > 0  # (Ho, Wo, kH*kW)
-    pos = first_max_position(flat, on_input)  # (B, C, Ho, Wo, 1)
-    y = flat.gather(-1, pos).squeeze(-1)  # (B, C, Ho, Wo); gather sends the gradient to the winner only
+    xp = _pad_to_windows(x, k, s, p, d, (Ho, Wo), float("-inf"))  # (B, C, H', W')
+    windows = conv_patches(xp, k, s, d).reshape(B, C, Ho, Wo, k[0] * k[1])  # (B, C, Ho, Wo, kH*kW)
+    mask = _pad_to_windows(x.new_ones(1, 1, H, W), k, s, p, d, (Ho, Wo), 0.0)  # (1, 1, H', W') 1 on the input
+    on_input = conv_patches(mask, k, s, d).reshape(Ho, Wo, k[0] * k[1]) > 0  # (Ho, Wo, kH*kW)
+    pos = first_max_position(windows, on_input)  # (B, C, Ho, Wo, 1)
+    y = windows.gather(-1, pos).squeeze(-1)  # (B, C, Ho, Wo); gather sends the gradient to the winner only
     if not return_indices:
-        return y.squeeze(0) if unbatched else y
-    pos = pos.squeeze(-1)  # (B, C, Ho, Wo)
-    top = torch.arange(out[0]).view(-1, 1) * s[0] - p[0]  # (Ho, 1) first input row of each window
-    left = torch.arange(out[1]).view(1, -1) * s[1] - p[1]  # (1, Wo)
-    # A dilated window can lie wholly in the padding; PyTorch then reports its first tap at row, col >= 0.
-    first_tap = -(top.clamp(max=0) // d[0]) * k[1] - (left.clamp(max=0) // d[1])  # (Ho, Wo)
-    pos = torch.where(on_input.any(-1), pos, first_tap)  # (B, C, Ho, Wo)
-    rows = top + (pos // k[1]) * d[0]  # (B, C, Ho, Wo)
-    cols = left + (pos % k[1]) * d[1]  # (B, C, Ho, Wo)
-    indices = rows * W + cols  # (B, C, Ho, Wo)
-    return (y.squeeze(0), indices.squeeze(0)) if unbatched else (y, indices)
+        return y.squeeze(0) if input.ndim == 3 else y
+    indices = _input_indices(pos.squeeze(-1), on_input, k, s, p, d, W)  # (B, C, Ho, Wo)
+    return (y.squeeze(0), indices.squeeze(0)) if input.ndim == 3 else (y, indices)
 
 
 def _window_sums(x: torch.Tensor, k, s, p, out) -> torch.Tensor:
@@ -198,18 +187,14 @@ def avg_pool2d(
     Positions beyond the padding, which only ``ceil_mode=True`` windows reach, never count.
     """
     k, s, p, _, out = _pool_args(input, kernel_size, stride, padding, 1, ceil_mode)
-    if not isinstance(count_include_pad, bool):
-        raise TypeError(f"count_include_pad must be a bool, got {count_include_pad!r}")
-    if divisor_override is not None:
-        positive_int(divisor_override, "divisor_override")
-    unbatched = input.ndim == 3
-    x = input.unsqueeze(0) if unbatched else input  # (B, C, H, W)
+    include_pad = flag(count_include_pad, "count_include_pad")
+    x = input.unsqueeze(0) if input.ndim == 3 else input  # (B, C, H, W)
     sums = _window_sums(x, k, s, p, out)  # (B, C, Ho, Wo)
     if divisor_override is not None:
-        y = sums / divisor_override
+        y = sums / positive_int(divisor_override, "divisor_override")
     else:
-        y = sums / _window_counts(x, k, s, p, out, include_pad=count_include_pad)  # (B, C, Ho, Wo)
-    return y.squeeze(0) if unbatched else y
+        y = sums / _window_counts(x, k, s, p, out, include_pad=include_pad)  # (B, C, Ho, Wo)
+    return y.squeeze(0) if input.ndim == 3 else y
 
 
 def lp_pool2d(
@@ -233,17 +218,13 @@ def lp_pool2d(
       by ``kH * kW``, i.e. it gives ``(kH kW / n * sum x^p)^(1/p)``, not the sum over what it covers;
     * where the window's power sum is exactly 0 the gradient is 0 (not NaN).
     """
-    if isinstance(norm_type, bool) or not isinstance(norm_type, int | float):
-        raise TypeError(f"norm_type must be a number, got {norm_type!r}")
-    if norm_type == 0 or math.isnan(norm_type):
-        raise ValueError(f"norm_type must be a non-zero number, got {norm_type}")
+    if number(norm_type, "norm_type", allow_inf=True) == 0:
+        raise ValueError("norm_type must be a non-zero number, got 0")
     k, s, p, _, out = _pool_args(input, kernel_size, stride, 0, 1, ceil_mode)
     if math.isinf(norm_type):  # the limits p -> +inf and p -> -inf, on |x|
-        if norm_type > 0:
-            return max_pool2d(input.abs(), k, s, 0, 1, ceil_mode)
-        return -max_pool2d(-input.abs(), k, s, 0, 1, ceil_mode)
-    unbatched = input.ndim == 3
-    x = input.unsqueeze(0) if unbatched else input  # (B, C, H, W)
+        sign = 1 if norm_type > 0 else -1
+        return sign * max_pool2d(sign * input.abs(), k, s, 0, 1, ceil_mode)
+    x = input.unsqueeze(0) if input.ndim == 3 else input  # (B, C, H, W)
     power_sums = _window_sums(x.pow(norm_type), k, s, p, out)  # (B, C, Ho, Wo)
     on_input = _window_counts(x, k, s, p, out, include_pad=False)  # (1, 1, Ho, Wo)
     total = power_sums * (k[0] * k[1] / on_input)  # (B, C, Ho, Wo); == power_sums for windows inside the input
@@ -251,33 +232,27 @@ def lp_pool2d(
     live = total != 0  # (B, C, Ho, Wo)
     safe = torch.where(live, total, torch.ones_like(total))  # no 0^(1/p - 1) = inf in the backward pass
     y = torch.where(live, safe.pow(1.0 / norm_type), total.pow(1.0 / norm_type).detach())  # (B, C, Ho, Wo)
-    return y.squeeze(0) if unbatched else y
+    return y.squeeze(0) if input.ndim == 3 else y
 
 
-def _adaptive_args(input, output_size):
-    check_tensor(input, "input", (3, 4))
-    H, W = input.shape[-2:]
-    if output_size is None or isinstance(output_size, int):
-        output_size = (output_size, output_size)
-    if not (isinstance(output_size, Sequence) and len(output_size) == 2):
-        raise TypeError(f"output_size must be an int, None or a pair, got {output_size!r}")
-    size = tuple(n if o is None else o for o, n in zip(output_size, (H, W), strict=True))  # None keeps the input size
-    for name, o in zip(("height", "width"), size, strict=True):
-        if isinstance(o, bool) or not isinstance(o, int) or o < 1:
-            raise ValueError(f"output_size must be positive ints (or None), got {output_size!r} in {name}")
-    return size
+def _adaptive_size(input: torch.Tensor, output_size) -> tuple[int, int]:
+    """``output_size`` as a pair of ints: an int means both dimensions, ``None`` keeps the input's size."""
+    H, W = check_tensor(input, "input", (3, 4)).shape[-2:]
+    size = (output_size, output_size) if output_size is None or isinstance(output_size, int) else output_size
+    if isinstance(size, Sequence) and len(size) == 2:
+        size = tuple(n if o is None else o for o, n in zip(size, (H, W), strict=True))
+    return pair(size, "output_size")
 
 
-def _adaptive_bins(n_in: int, n_out: int) -> list[tuple[int, int]]:
-    """Bin ``i`` of ``n_out`` covers input positions ``floor(i n_in / n_out)`` to ``ceil((i+1) n_in / n_out)``."""
-    return [((i * n_in) // n_out, -(-((i + 1) * n_in) // n_out)) for i in range(n_out)]
-
-
-def _adaptive(input: torch.Tensor, output_size, reduce) -> list[list[torch.Tensor]]:
-    x = input.unsqueeze(0) if input.ndim == 3 else input  # (B, C, H, W)
-    Ho, Wo = _adaptive_args(input, output_size)
+def _adaptive_bins(x: torch.Tensor, Ho: int, Wo: int) -> Iterator[tuple[int, int, int, int, torch.Tensor]]:
+    """Every bin of ``x`` (B, C, H, W) as ``(i, j, top, left, window)``: bin ``i`` of ``Ho`` covers the rows
+    ``floor(i H / Ho)`` to ``ceil((i + 1) H / Ho)`` (excluded), and likewise for the columns."""
     H, W = x.shape[-2:]
-    return [[reduce(x[:, :, r0:r1, c0:c1]) for (c0, c1) in _adaptive_bins(W, Wo)] for (r0, r1) in _adaptive_bins(H, Ho)]
+    for i in range(Ho):
+        r0, r1 = (i * H) // Ho, -(-((i + 1) * H) // Ho)
+        for j in range(Wo):
+            c0, c1 = (j * W) // Wo, -(-((j + 1) * W) // Wo)
+            yield i, j, r0, c0, x[:, :, r0:r1, c0:c1]  # window (B, C, r1 - r0, c1 - c0)
 
 
 def adaptive_avg_pool2d(input: torch.Tensor, output_size: int | Sequence[int | None]) -> torch.Tensor:
@@ -287,8 +262,11 @@ def adaptive_avg_pool2d(input: torch.Tensor, output_size: int | Sequence[int | N
     ``floor(i H / H_out)`` to ``ceil((i + 1) H / H_out)`` (and likewise columns), so the windows may differ in size
     by one and overlap. ``output_size=1`` is global average pooling.
     """
-    cells = _adaptive(input, output_size, lambda w: w.mean(dim=(-2, -1)))  # rows of (B, C)
-    y = torch.stack([torch.stack(row, dim=-1) for row in cells], dim=-2)  # (B, C, Ho, Wo)
+    Ho, Wo = _adaptive_size(input, output_size)
+    x = input.unsqueeze(0) if input.ndim == 3 else input  # (B, C, H, W)
+    y = x.new_zeros(*x.shape[:2], Ho, Wo)  # (B, C, Ho, Wo)
+    for i, j, _, _, window in _adaptive_bins(x, Ho, Wo):
+        y[:, :, i, j] = window.mean(dim=(-2, -1))  # (B, C)
     return y.squeeze(0) if input.ndim == 3 else y
 
 
@@ -298,26 +276,16 @@ def adaptive_max_pool2d(
     """Max pooling to a fixed output size, as ``torch.nn.functional.adaptive_max_pool2d`` (bins as in
     :func:`adaptive_avg_pool2d`; ties go to the first maximum in row-major order).
     """
-    W = input.shape[-1]
-
-    def reduce(window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        B, C, h, w = window.shape
-        flat = window.reshape(B, C, h * w)  # (B, C, h*w)
-        pos = first_max_position(flat)  # (B, C, 1)
-        return flat.gather(-1, pos).squeeze(-1), pos.squeeze(-1)  # (B, C), (B, C)
-
+    Ho, Wo = _adaptive_size(input, output_size)
     x = input.unsqueeze(0) if input.ndim == 3 else input  # (B, C, H, W)
-    Ho, Wo = _adaptive_args(input, output_size)
-    rows_out, idx_out = [], []
-    for r0, r1 in _adaptive_bins(x.shape[-2], Ho):
-        vals, idxs = [], []
-        for c0, c1 in _adaptive_bins(W, Wo):
-            v, pos = reduce(x[:, :, r0:r1, c0:c1])  # (B, C), (B, C)
-            vals.append(v)
-            idxs.append((r0 + pos // (c1 - c0)) * W + c0 + pos % (c1 - c0))  # flat index into the H*W input
-        rows_out.append(torch.stack(vals, dim=-1))  # (B, C, Wo)
-        idx_out.append(torch.stack(idxs, dim=-1))  # (B, C, Wo)
-    y, indices = torch.stack(rows_out, dim=-2), torch.stack(idx_out, dim=-2)  # (B, C, Ho, Wo) each
+    y = x.new_zeros(*x.shape[:2], Ho, Wo)  # (B, C, Ho, Wo)
+    indices = torch.zeros(y.shape, dtype=torch.int64)  # (B, C, Ho, Wo) flat positions in the H*W input
+    for i, j, top, left, window in _adaptive_bins(x, Ho, Wo):
+        w = window.shape[-1]
+        flat = window.flatten(-2)  # (B, C, h*w)
+        pos = first_max_position(flat)  # (B, C, 1)
+        y[:, :, i, j] = flat.gather(-1, pos)[..., 0]  # (B, C)
+        indices[:, :, i, j] = (top + pos[..., 0] // w) * x.shape[-1] + left + pos[..., 0] % w
     if input.ndim == 3:
         y, indices = y.squeeze(0), indices.squeeze(0)
     return (y, indices) if return_indices else y

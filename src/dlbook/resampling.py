@@ -41,9 +41,21 @@ import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 
-from dlbook._checks import check_tensor, pair, positive_int
-from dlbook.arithmetic import conv_transpose_output_size
+from dlbook._checks import (
+    check_tensor,
+    divides,
+    flag,
+    has_shape,
+    int_tuple,
+    number,
+    pair,
+    positive_int,
+    same_dtype,
+    same_shape,
+)
+from dlbook.arithmetic import conv_transpose_output_size, unpool_output_size
 from dlbook.conv import conv2d
 from dlbook.padding import pad2d
 
@@ -69,13 +81,6 @@ __all__ = [
 IntPair = int | Sequence[int]
 
 
-def _check_factor(value: object, name: str) -> int:
-    """A scale factor that must be a positive int (pixel shuffles move whole pixels)."""
-    if isinstance(value, float) and value.is_integer():
-        raise TypeError(f"{name} must be an int, got the float {value!r} (write {int(value)})")
-    return positive_int(value, name)
-
-
 def pixel_unshuffle(input: torch.Tensor, downscale_factor: int) -> torch.Tensor:
     """Space-to-depth: every ``r x r`` block of pixels becomes ``r^2`` channels, as
     ``torch.nn.functional.pixel_unshuffle``.
@@ -87,11 +92,9 @@ def pixel_unshuffle(input: torch.Tensor, downscale_factor: int) -> torch.Tensor:
 
     Nothing is lost: :func:`pixel_shuffle` with the same ``r`` gives the input back exactly.
     """
-    check_tensor(input, "input", range(3, 9))
-    r = _check_factor(downscale_factor, "downscale_factor")
-    *lead, C, H, W = input.shape
-    if H % r or W % r:
-        raise ValueError(f"downscale_factor={r} must divide the input's height and width, got {H}x{W}")
+    *lead, C, H, W = check_tensor(input, "input", range(3, 9)).shape
+    r = positive_int(downscale_factor, "downscale_factor")
+    divides(divides(r, H, "downscale_factor", "the input's height"), W, "downscale_factor", "the input's width")
     x = input.reshape(-1, C, H // r, r, W // r, r)  # (N, C, H/r, a, W/r, b): row = i r + a, col = j r + b
     x = x.permute(0, 1, 3, 5, 2, 4)  # (N, C, a, b, H/r, W/r)
     return x.reshape(*lead, C * r * r, H // r, W // r)  # (*, C r^2, H/r, W/r)
@@ -104,12 +107,9 @@ def pixel_shuffle(input: torch.Tensor, upscale_factor: int) -> torch.Tensor:
     Shapes: input (*, C r^2, H, W); output (*, C, H r, W r), with ``y[c, i r + a, j r + b] = x[c r^2 + a r + b, i, j]``.
     After a convolution that makes ``C r^2`` channels this is the "sub-pixel convolution" up-sampler.
     """
-    check_tensor(input, "input", range(3, 9))
-    r = _check_factor(upscale_factor, "upscale_factor")
-    *lead, Cr2, H, W = input.shape
-    if Cr2 % (r * r):
-        raise ValueError(f"the input's {Cr2} channels must be divisible by upscale_factor**2 = {r * r}")
-    C = Cr2 // (r * r)
+    *lead, Cr2, H, W = check_tensor(input, "input", range(3, 9)).shape
+    r = positive_int(upscale_factor, "upscale_factor")
+    C = Cr2 // divides(r * r, Cr2, "upscale_factor**2", "the input's channels")
     x = input.reshape(-1, C, r, r, H, W)  # (N, C, a, b, H, W)
     x = x.permute(0, 1, 4, 2, 5, 3)  # (N, C, H, a, W, b)
     return x.reshape(*lead, C, H * r, W * r)  # (*, C, H r, W r)
@@ -123,7 +123,7 @@ def space_to_depth_weight(channels: int, downscale_factor: int, *, dtype: torch.
     space-to-depth written as a (fixed, one-hot) strided convolution.
     """
     C = positive_int(channels, "channels")
-    r = _check_factor(downscale_factor, "downscale_factor")
+    r = positive_int(downscale_factor, "downscale_factor")
     eye = torch.eye(r * r, dtype=dtype)  # (r^2, r^2): row a r + b is one-hot at a r + b
     return eye.reshape(1, r * r, 1, r, r).expand(C, r * r, 1, r, r).reshape(C * r * r, 1, r, r)  # (C r^2, 1, r, r)
 
@@ -131,9 +131,10 @@ def space_to_depth_weight(channels: int, downscale_factor: int, *, dtype: torch.
 def darknet_reorg(input: torch.Tensor, stride: int) -> torch.Tensor:
     """Darknet's ``reorg`` layer (YOLOv2's passthrough), forward direction: the shape of space-to-depth, not its layout.
 
-    Shapes: input (B, C, H, W) with ``C`` divisible by ``s^2`` and ``H``, ``W`` by ``s``; output (B, C s^2, H/s, W/s).
-    In Redmon's original Darknet, ``forward_reorg_layer`` calls ``reorg_cpu(x, w=W, h=H, c=C, ..., forward=0)``, which reads the input
-    buffer as if it had shape (C', H s, W s) with ``C' = C / s^2`` and fills a (C, H, W) buffer with
+    Shapes: input (B, C, H, W) with ``C`` divisible by ``s^2`` and ``H``, ``W`` by ``s``; output
+    (B, C s^2, H/s, W/s). In Redmon's original Darknet, ``forward_reorg_layer`` calls
+    ``reorg_cpu(x, w=W, h=H, c=C, ..., forward=0)``, which reads the input buffer as if it had shape (C', H s, W s)
+    with ``C' = C / s^2`` and fills a (C, H, W) buffer with
 
     .. math::  out[k, j, i] = x'[k \\bmod C',\\ j s + \\lfloor o / s \\rfloor,\\ i s + (o \\bmod s)],
                \\qquad o = \\lfloor k / C' \\rfloor,
@@ -142,13 +143,10 @@ def darknet_reorg(input: torch.Tensor, stride: int) -> torch.Tensor:
     that buffer to be (C s^2, H/s, W/s). Every number is only moved, so it is a permutation and exactly invertible,
     but the channels at output position (j, i) are not the ``s x s`` block at (j, i) of the input.
     """
-    check_tensor(input, "input", (4,))
-    s = _check_factor(stride, "stride")
-    B, C, H, W = input.shape
-    if C % (s * s) or H % s or W % s:
-        raise ValueError(f"stride={s}: stride**2 must divide the channels and stride the height and width, "
-                         f"got C={C}, H={H}, W={W}")
-    Cp = C // (s * s)
+    B, C, H, W = check_tensor(input, "input", (4,)).shape
+    s = positive_int(stride, "stride")
+    Cp = C // divides(s * s, C, "stride**2", "the channels")  # C' = C / s^2
+    divides(divides(s, H, "stride", "the height"), W, "stride", "the width")
     x = input.reshape(B, Cp, H, s, W, s)  # the buffer read as (B, C', H s, W s), rows j s + a, cols i s + b
     x = x.permute(0, 3, 5, 1, 2, 4)  # (B, a, b, C', H, W): channel k = (a s + b) C' + c'
     return x.reshape(B, C * s * s, H // s, W // s)  # the (B, C, H, W) buffer, declared (B, C s^2, H/s, W/s)
@@ -194,25 +192,21 @@ def upsample_nearest(input: torch.Tensor, scale_factor: IntPair) -> torch.Tensor
     floor(j / s_w)]``. Same as ``interpolate(input, scale_factor=s, mode="nearest")``; ``scale_factor`` must be a
     positive int or a pair of them here (a fractional factor would copy some pixels more often than others).
     """
-    check_tensor(input, "input", (3, 4))
-    if isinstance(scale_factor, float):
-        raise TypeError(f"scale_factor must be a positive int or a pair of them, got {scale_factor!r}")
-    sh, sw = pair(scale_factor, "scale_factor")
-    H, W = input.shape[-2:]
+    H, W = check_tensor(input, "input", (3, 4)).shape[-2:]
+    sh, sw = pair(scale_factor, "scale_factor")  # whole factors only
     rows = torch.arange(H * sh) // sh  # (H sh,) source row of each output row
     cols = torch.arange(W * sw) // sw  # (W sw,)
     return input[..., rows, :][..., cols]  # (B, C, H sh, W sw)
 
 
 def _scale_pair(scale_factor: object) -> tuple[float, float]:
-    values = scale_factor if isinstance(scale_factor, Sequence) and not isinstance(scale_factor, str) else None
-    if values is None:
-        values = (scale_factor, scale_factor)
-    if len(values) != 2 or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+    """``scale_factor`` as ``(s_h, s_w)``: one positive number for both dimensions, or a pair of them."""
+    both = isinstance(scale_factor, Sequence) and not isinstance(scale_factor, str)
+    values = tuple(scale_factor) if both else (scale_factor, scale_factor)
+    if len(values) != 2:
         raise TypeError(f"scale_factor must be a positive number or a pair of them, got {scale_factor!r}")
-    if not all(math.isfinite(v) and v > 0 for v in values):
-        raise ValueError(f"scale_factor must be positive and finite, got {scale_factor!r}")
-    return float(values[0]), float(values[1])
+    sh, sw = (number(v, "scale_factor", minimum=0.0, strict=True) for v in values)
+    return sh, sw
 
 
 def bilinear_source(n_in: int, n_out: int, scale: float, align_corners: bool) -> torch.Tensor:
@@ -252,14 +246,10 @@ def upsample_bilinear(input: torch.Tensor, scale_factor: float | Sequence[float]
     ``F.upsample_bilinear`` always used ``align_corners=True``). Interpolating along the rows and then along the
     columns is the same as weighting the four neighbours by ``(1 - a)(1 - b), (1 - a) b, a (1 - b), a b``.
     """
-    check_tensor(input, "input", (3, 4))
-    if not isinstance(align_corners, bool):
-        raise TypeError(f"align_corners must be a bool, got {align_corners!r}")
+    H, W = check_tensor(input, "input", (3, 4)).shape[-2:]
+    flag(align_corners, "align_corners")
     sh, sw = _scale_pair(scale_factor)
-    H, W = input.shape[-2:]
-    Ho, Wo = math.floor(H * sh), math.floor(W * sw)
-    if Ho < 1 or Wo < 1:
-        raise ValueError(f"scale_factor={scale_factor!r} turns a {H}x{W} input into an empty {Ho}x{Wo} output")
+    Ho, Wo = pair((math.floor(H * sh), math.floor(W * sw)), "the output size floor(input size * scale_factor)")
     y = _lerp_along(input, -2, bilinear_source(H, Ho, sh, align_corners))  # (B, C, Ho, W)
     return _lerp_along(y, -1, bilinear_source(W, Wo, sw, align_corners))  # (B, C, Ho, Wo)
 
@@ -283,26 +273,13 @@ def max_unpool2d(
     check_tensor(input, "input", (3, 4))
     if not isinstance(indices, torch.Tensor) or indices.dtype != torch.int64:
         raise TypeError(f"indices must be an int64 tensor (from max_pool2d(return_indices=True)), got {indices!r}")
-    if indices.shape != input.shape:
-        raise ValueError(f"indices must have the input's shape {tuple(input.shape)}, got {tuple(indices.shape)}")
+    same_shape(indices, input, "indices", "input")
     k = pair(kernel_size, "kernel_size")
-    s = k if stride is None else pair(stride, "stride")
-    p = pair(padding, "padding", minimum=0)
-    H, W = input.shape[-2:]
-    default = ((H - 1) * s[0] - 2 * p[0] + k[0], (W - 1) * s[1] - 2 * p[1] + k[1])  # undoes the pooling's size
-    if output_size is None:
-        size = default
-    else:
-        size = tuple(output_size)[-2:]
-        if len(tuple(output_size)) not in (2, input.ndim) or not all(isinstance(n, int) for n in size):
-            raise ValueError(f"output_size must be (H_out, W_out) or the full output shape, got {output_size!r}")
-        for n, dflt, ss in zip(size, default, s, strict=True):
-            if not dflt - ss < n < dflt + ss:
-                raise ValueError(f"output_size={tuple(output_size)!r} must be within stride of {default} (exclusive)")
-    if min(size) < 1:
-        raise ValueError(f"the output would be {size[0]}x{size[1]}: check kernel_size, stride and padding")
-    Ho, Wo = size
-    if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= Ho * Wo):
+    s, p = k if stride is None else pair(stride, "stride"), pair(padding, "padding", minimum=0)
+    # output_size: (H_out, W_out), or the full output shape as PyTorch also takes it
+    sizes = (None, None) if output_size is None else int_tuple(output_size, "output_size", (2, input.ndim))[-2:]
+    Ho, Wo = map(unpool_output_size, input.shape[-2:], k, s, p, sizes)  # the pooled input's size, by default
+    if indices.numel() and not 0 <= int(indices.min()) <= int(indices.max()) < Ho * Wo:
         raise ValueError(f"indices must lie in [0, {Ho * Wo}) for a {Ho}x{Wo} output, "
                          f"got values from {int(indices.min())} to {int(indices.max())}")
     flat = input.flatten(-2)  # (B, C, H*W)
@@ -333,60 +310,26 @@ def transposed_kernel(weight: torch.Tensor, groups: int = 1) -> torch.Tensor:
     (C_out, C_in/G, kH, kW) with both spatial axes reversed, so that
     ``w'[g, o, c, u, v] = w[g, c, o, kH - 1 - u, kW - 1 - v]`` within each group ``g``.
     """
-    check_tensor(weight, "weight", (4,))
-    G = positive_int(groups, "groups")
-    Cin, Cog, kh, kw = weight.shape
-    if Cin % G:
-        raise ValueError(f"groups={G} must divide the weight's {Cin} input channels (its first dimension)")
+    Cin, Cog, kh, kw = check_tensor(weight, "weight", (4,)).shape
+    G = divides(positive_int(groups, "groups"), Cin, "groups", "the weight's input channels (its first dimension)")
     w = weight.reshape(G, Cin // G, Cog, kh, kw)  # (G, C_in/G, C_out/G, kH, kW)
     w = w.transpose(1, 2)  # (G, C_out/G, C_in/G, kH, kW)
     return w.reshape(G * Cog, Cin // G, kh, kw).flip(-2, -1)  # (C_out, C_in/G, kH, kW)
 
 
-def _pad_or_crop(x: torch.Tensor, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
-    """Zero-pad (positive amounts) or crop (negative amounts) each border of (B, C, H, W)."""
-    x = x[..., max(-top, 0) : x.shape[-2] - max(-bottom, 0), max(-left, 0) : x.shape[-1] - max(-right, 0)]
-    top, bottom, left, right = (max(n, 0) for n in (top, bottom, left, right))
-    if top == bottom == left == right == 0:
-        return x
-    B, C, H, W = x.shape
-    out = x.new_zeros(B, C, H + top + bottom, W + left + right)  # (B, C, H', W')
-    out[..., top : top + H, left : left + W] = x
-    return out
-
-
-def _check_transpose_args(input, weight, bias, stride, padding, output_padding, groups, dilation):
-    check_tensor(input, "input", (3, 4))
-    check_tensor(weight, "weight", (4,))
-    s = pair(stride, "stride")
-    p = pair(padding, "padding", minimum=0)
-    op = pair(output_padding, "output_padding", minimum=0)
-    d = pair(dilation, "dilation")
-    G = positive_int(groups, "groups")
-    Cin, Cog, kh, kw = weight.shape
-    C = input.shape[-3]
-    if C != Cin:
-        raise ValueError(f"the input has {C} channels but the weight's first dimension (C_in) is {Cin}")
-    if Cin % G:
-        raise ValueError(f"groups={G} must divide the input's {Cin} channels")
+def _transpose_args(input, weight, bias, stride, padding, output_padding, groups, dilation):
+    """Check the arguments once, for the three implementations; return the pairs, the groups and (H_out, W_out)."""
+    Cin, (H, W) = check_tensor(input, "input", (3, 4)).shape[-3], input.shape[-2:]
+    _, Cog, kh, kw = check_tensor(weight, "weight", (4,)).shape
+    has_shape(check_tensor(weight, "weight"), "weight", (Cin, Cog, kh, kw))  # (C_in, C_out/G, kH, kW)
+    G = divides(positive_int(groups, "groups"), Cin, "groups", "the input's channels")
+    same_dtype(input, weight, "input", "weight")
     if bias is not None:
-        check_tensor(bias, "bias", (1,))
-        if bias.shape[0] != Cog * G:
-            raise ValueError(f"bias must have {Cog * G} elements (one per output channel), got {bias.shape[0]}")
-    if input.dtype != weight.dtype:
-        raise TypeError(f"input and weight must have the same dtype, got {input.dtype} and {weight.dtype}")
-    for name, o, ss, dd in (("height", op[0], s[0], d[0]), ("width", op[1], s[1], d[1])):
-        if o >= max(ss, dd):
-            raise ValueError(f"output_padding must be smaller than stride or dilation (as in PyTorch), got "
-                             f"output_padding={o}, stride={ss}, dilation={dd} in {name}")
-    H, W = input.shape[-2:]
-    for name, n, ss, pp, dd, k, o in (("height", H, s[0], p[0], d[0], kh, op[0]),
-                                      ("width", W, s[1], p[1], d[1], kw, op[1])):
-        if (n - 1) * ss + dd * (k - 1) + o + 1 <= 2 * pp:
-            raise ValueError(f"padding={pp} crops the whole output in {name}: (H - 1)s - 2p + d(k - 1) + "
-                             f"output_padding + 1 = {(n - 1) * ss - 2 * pp + dd * (k - 1) + o + 1} < 1")
-    out = tuple(conv_transpose_output_size(n, k, ss, pp, o, dd)
-                for n, k, ss, pp, o, dd in zip((H, W), (kh, kw), s, p, op, d, strict=True))
+        has_shape(check_tensor(bias, "bias"), "bias", (G * Cog,))
+    s, p, d = pair(stride, "stride"), pair(padding, "padding", minimum=0), pair(dilation, "dilation")
+    op = pair(output_padding, "output_padding", minimum=0)
+    # the output size, and the refusals of output_padding and of padding that crops everything, from arithmetic
+    out = tuple(map(conv_transpose_output_size, (H, W), (kh, kw), s, p, op, d))
     return s, p, op, d, G, out
 
 
@@ -423,7 +366,7 @@ def conv_transpose2d(
     of :func:`conv_transpose2d_zero_insertion` computes ``H_out W_out / (H W)`` (about ``s^2``) times as many, most
     of them with inserted zeros. Same numbers as :func:`conv_transpose2d_loops`, all stamps at once.
     """
-    s, p, op, d, G, _ = _check_transpose_args(input, weight, bias, stride, padding, output_padding, groups, dilation)
+    s, p, op, d, G, _ = _transpose_args(input, weight, bias, stride, padding, output_padding, groups, dilation)
     unbatched = input.ndim == 3
     x = input.unsqueeze(0) if unbatched else input  # (B, C_in, H, W)
     B, Cin, H, W = x.shape
@@ -433,10 +376,10 @@ def conv_transpose2d(
     cols = wg.transpose(1, 2) @ xg  # (B, G, C_out/G kH kW, H W): W_g^T X_g, broadcast over the batch
     cols = cols.reshape(B, G * Cog * kh * kw, H * W)  # (B, C_out kH kW, H W): fold's layout, channel-major
     canvas = ((H - 1) * s[0] + d[0] * (kh - 1) + 1, (W - 1) * s[1] + d[1] * (kw - 1) + 1)  # where stamps land
-    y = torch.nn.functional.fold(cols, canvas, (kh, kw), dilation=d, stride=s)  # (B, C_out, *canvas): summed
+    y = F.fold(cols, canvas, (kh, kw), dilation=d, stride=s)  # (B, C_out, *canvas): summed
     # negative amounts crop p from every border; output_padding - p at the bottom/right is > 0 only where the kept
     # rows run past the canvas: zeros, padded here because fold infers its H x W grid of stamps from its output size
-    y = torch.nn.functional.pad(y, (-p[1], op[1] - p[1], -p[0], op[0] - p[0]))  # (B, C_out, H_out, W_out)
+    y = F.pad(y, (-p[1], op[1] - p[1], -p[0], op[0] - p[0]))  # (B, C_out, H_out, W_out)
     if bias is not None:
         y = y + bias.view(1, -1, 1, 1)  # one bias per output channel
     return y.squeeze(0) if unbatched else y
@@ -466,13 +409,13 @@ def conv_transpose2d_zero_insertion(
     3. :func:`transposed_kernel`: swap the kernel's in/out channels and flip it in both spatial axes;
     4. an ordinary stride-1 :func:`dlbook.conv.conv2d` with dilation ``d`` and the same groups.
     """
-    s, p, op, d, G, _ = _check_transpose_args(input, weight, bias, stride, padding, output_padding, groups, dilation)
+    s, p, op, d, G, _ = _transpose_args(input, weight, bias, stride, padding, output_padding, groups, dilation)
     unbatched = input.ndim == 3
     x = input.unsqueeze(0) if unbatched else input  # (B, C_in, H, W)
     kh, kw = weight.shape[-2:]
     z = insert_zeros(x, s)  # (B, C_in, (H-1)s+1, (W-1)s+1)
     bh, bw = d[0] * (kh - 1) - p[0], d[1] * (kw - 1) - p[1]  # border of each side
-    z = _pad_or_crop(z, bh, bh + op[0], bw, bw + op[1])  # (B, C_in, H', W')
+    z = F.pad(z, (bw, bw + op[1], bh, bh + op[0]))  # (B, C_in, H', W'); a negative amount crops
     y = conv2d(z, transposed_kernel(weight, G), bias, stride=1, padding=0, dilation=d, groups=G)  # (B, C_out, Ho, Wo)
     return y.squeeze(0) if unbatched else y
 
@@ -495,8 +438,7 @@ def conv_transpose2d_loops(
     multiple of ``s`` the stamps overlap unevenly; whether a flat input comes out flat depends on the kernel's
     stride-phase sums (:func:`stride_phase_sums`): that is where checkerboard artefacts come from.
     """
-    s, p, op, d, G, (Ho, Wo) = _check_transpose_args(input, weight, bias, stride, padding, output_padding, groups,
-                                                     dilation)
+    s, p, op, d, G, (Ho, Wo) = _transpose_args(input, weight, bias, stride, padding, output_padding, groups, dilation)
     unbatched = input.ndim == 3
     x = input.unsqueeze(0) if unbatched else input  # (B, C_in, H, W)
     B, Cin, H, W = x.shape
