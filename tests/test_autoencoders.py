@@ -32,7 +32,9 @@ from dlbook.autoencoders import (
     contractive_penalty,
     corrupt,
     dense_contractive_penalty,
+    elbo,
     encoder_jacobian,
+    fit_posterior,
     gaussian_kl,
     importance_log_likelihood,
     mlp,
@@ -592,6 +594,63 @@ def test_aggregate_log_density_rejects_bad_arguments():
     with pytest.raises(ValueError, match="mu"):
         aggregate_log_density(torch.zeros(3, 2, dtype=F64), mu[:0], mu[:0])
 
+
+
+def test_elbo_is_minus_the_vae_loss_per_example_and_averages_k_draws():
+    vae = VAE(5, 2, (4,), generator=gen(0), dtype=F64)
+    x = torch.rand(3, 5, generator=gen(1), dtype=F64)
+    recon, mu, logvar = vae(x, gen(2))
+    expected = -(bernoulli_nll(recon, x) + gaussian_kl(mu, logvar))  # (B,): the same ε as the forward pass
+    torch.testing.assert_close(elbo(vae, x, mu, logvar, 1, gen(2)), expected)
+    z = mu + torch.exp(0.5 * logvar) * torch.randn(4, 3, 2, generator=gen(3), dtype=F64)  # (k, B, Z): the same ε
+    log_px_z = torch.stack([-bernoulli_nll(vae.decode(zk), x) for zk in z])  # (k, B)
+    torch.testing.assert_close(elbo(vae, x, mu, logvar, 4, gen(3)), log_px_z.mean(0) - gaussian_kl(mu, logvar))
+
+
+def test_elbo_plus_the_kl_to_the_true_posterior_is_log_p_x_on_a_grid():
+    """With a one-number code, log p(x) and p(z|x) are integrals over a line: a fine grid gives them."""
+    vae = VAE(6, 1, (8,), generator=gen(0), dtype=F64)
+    x = torch.bernoulli(torch.full((2, 6), 0.5, dtype=F64), generator=gen(1))  # (2, 6)
+    z = torch.linspace(-12, 12, 24001, dtype=F64)[:, None]  # (G, 1)
+    dz = float(z[1] - z[0])
+    with torch.no_grad():
+        log_joint = torch.stack([-bernoulli_nll(vae.decode(z), xb.expand(len(z), 6)) for xb in x], 1)  # (G, 2)
+        log_joint = log_joint + Normal(0.0, 1.0).log_prob(z)  # log p(x, z)
+        log_px = torch.logsumexp(log_joint, 0) + math.log(dz)  # (2,)
+        mu, logvar = torch.tensor([[0.3], [-0.8]], dtype=F64), torch.tensor([[-1.0], [0.5]], dtype=F64)
+        log_q = Normal(mu.T, torch.exp(0.5 * logvar.T)).log_prob(z)  # (G, 2)
+        kl_to_posterior = (log_q.exp() * (log_q - (log_joint - log_px))).sum(0) * dz  # (2,)
+        estimate = elbo(vae, x, mu, logvar, 200_000, gen(2))  # (2,)
+    torch.testing.assert_close(estimate + kl_to_posterior, log_px, rtol=0, atol=0.005)
+    assert torch.all(kl_to_posterior > 0.05) and torch.all(estimate < log_px)
+
+
+def test_fit_posterior_raises_each_elbo_and_leaves_the_model_alone():
+    vae = VAE(6, 2, (8,), generator=gen(0), dtype=F64)
+    x = torch.rand(5, 6, generator=gen(1), dtype=F64)
+    before = [p.clone() for p in vae.parameters()]
+    mu_fit, logvar_fit = fit_posterior(vae, x, steps=60, lr=0.05, k=32, generator=gen(2))
+    assert all(torch.equal(a, b) for a, b in zip(before, vae.parameters(), strict=True))
+    assert all(p.grad is None for p in vae.parameters())
+    with torch.no_grad():
+        mu, logvar = vae.encode(x)
+        start, end = elbo(vae, x, mu, logvar, 20_000, gen(3)), elbo(vae, x, mu_fit, logvar_fit, 20_000, gen(3))
+    assert torch.all(end > start + 0.05)
+    assert not mu_fit.requires_grad and mu_fit.shape == logvar_fit.shape == (5, 2)
+
+
+def test_elbo_and_fit_posterior_reject_bad_arguments():
+    vae, x, codes = VAE(5, 2, (4,), dtype=F64), torch.zeros(3, 5, dtype=F64), torch.zeros(3, 2, dtype=F64)
+    with pytest.raises(TypeError, match="model"):
+        elbo(Autoencoder(5, 2), x, codes, codes)
+    with pytest.raises(ValueError, match="mu must have shape"):
+        elbo(vae, x, torch.zeros(3, 3, dtype=F64), codes)
+    with pytest.raises(ValueError, match="k"):
+        elbo(vae, x, codes, codes, k=0)
+    with pytest.raises(ValueError, match="steps"):
+        fit_posterior(vae, x, steps=0)
+    with pytest.raises(ValueError, match="lr"):
+        fit_posterior(vae, x, lr=-1.0)
 
 # ------------------------------------------------------------------------------------------------ training
 @pytest.mark.parametrize("field,value,error", [

@@ -26,7 +26,8 @@ An **autoencoder** is an encoder ``f`` and a decoder ``g`` trained so that ``g(f
 
   (:func:`vae_loss` is ``-ELBO`` with a weight β on the KL term; :func:`gaussian_kl` its closed form;
   :func:`importance_log_likelihood` a tighter estimate of ``log p(x)``; :func:`aggregate_log_density` the density of
-  the codes of a whole training set, to compare with the prior).
+  the codes of a whole training set, to compare with the prior; :func:`elbo` the bound for any q, and
+  :func:`fit_posterior` per-example inference, to measure what the encoder's amortisation costs).
 
 The networks are ``torch.nn.Sequential`` stacks of ``torch.nn.Linear`` layers (:func:`mlp`). Shapes: inputs are
 (B, D) or images (B, C, H, W), which the models flatten to (B, D) with D = C·H·W; codes and latent variables are (B, Z).
@@ -76,6 +77,8 @@ __all__ = [
     "vae_loss",
     "importance_log_likelihood",
     "aggregate_log_density",
+    "elbo",
+    "fit_posterior",
     "AEConfig",
     "autoencoder_loss",
     "train_autoencoder",
@@ -508,6 +511,52 @@ def aggregate_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tenso
     log_components = _log_normal(z[:, None, :], mu[None], logvar[None])  # (S, N)
     return torch.logsumexp(log_components, 1) - math.log(N)  # (S,)
 
+
+
+def elbo(
+    model: VAE, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, k: int = 1,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The ELBO of each example for a given ``q(z|x) = N(μ, diag σ²)`` (the encoder's, or any other), with the
+    reconstruction term estimated from k reparameterised draws and the KL term in closed form:
+
+    .. math::
+
+        \\mathrm{ELBO}(x; q) = \\frac1k \\sum_{i=1}^k \\log p(x|z_i)
+        - \\mathrm{KL}\\big(q \\,\\|\\, \\mathcal{N}(0, I)\\big), \\qquad z_i = \\mu + \\sigma \\odot \\varepsilon_i .
+
+    Differentiable in μ and log σ². Shapes: x (B, ...); mu, logvar (B, Z) -> (B,).
+    """
+    if not isinstance(model, VAE):
+        raise TypeError(f"model must be a VAE, got {type(model).__name__}")
+    k, B = positive_int(k, "k"), len(has_shape(mu, "mu", (len(x), model.Z)))
+    kl = gaussian_kl(mu, logvar)  # (B,)
+    z = reparameterize(mu.expand(k, B, model.Z), logvar.expand(k, B, model.Z), generator)  # (k, B, Z)
+    recon = model.decode(z.reshape(k * B, model.Z))  # (k·B, ...)
+    log_px_z = -bernoulli_nll(recon, x.repeat(k, *([1] * (x.ndim - 1)))).reshape(k, B)  # (k, B)
+    return log_px_z.mean(0) - kl  # (B,)
+
+
+def fit_posterior(
+    model: VAE, x: torch.Tensor, steps: int = 100, lr: float = 0.05, k: int = 16,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-example variational inference (变分推断): start from the encoder's ``q(z|x)`` and maximise each example's
+    own :func:`elbo` (k draws per step) over its own μ and log σ² with Adam, the decoder held fixed.
+
+    The encoder *amortises* this optimisation (摊销推断): one network outputs q for every x. How much ELBO the steps
+    add is a lower bound on the amortisation gap of Cremer et al. (2018). Shapes: x (B, ...) -> (μ, log σ²), each
+    (B, Z).
+    """
+    with torch.no_grad():
+        mu, logvar = model.encode(x)  # (B, Z), (B, Z)
+    mu, logvar = mu.clone().requires_grad_(True), logvar.clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([mu, logvar], lr=number(lr, "lr", minimum=0))
+    for _ in range(positive_int(steps, "steps")):
+        loss = -elbo(model, x, mu, logvar, k, generator).sum()  # a sum: each example follows its own gradient
+        mu.grad, logvar.grad = torch.autograd.grad(loss, (mu, logvar))  # leaves the decoder's .grad alone
+        optimizer.step()
+    return mu.detach(), logvar.detach()
 
 # ------------------------------------------------------------------------------------------------- training
 def _check_config_fields(config: object, ints: Sequence[str], positives: Sequence[str],
