@@ -342,7 +342,9 @@ def flash_attention(
     scale: float | None = None,
     block_size: int = 64,
 ) -> torch.Tensor:
-    """Attention one block of keys at a time: the Tq x Tk scores are never held at once (FlashAttention's idea).
+    """Attention one block of keys at a time: the Tq x Tk scores are never held at once.
+
+    The idea is Rabe and Staats' (2021); FlashAttention (Dao et al. 2022) tiles it for the GPU's memory levels.
 
     The same result as ``F.scaled_dot_product_attention`` without dropout. Shapes: query (..., Tq, E), key
     (..., Tk, E), value (..., Tk, Ev); output (..., Tq, Ev). Keys are read in blocks of ``block_size``; only the

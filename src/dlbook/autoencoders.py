@@ -120,7 +120,7 @@ def mlp(
 
 
 class TiedLinear(nn.Module):
-    """A dense layer that runs another layer's weight matrix backwards: ``y = x W + b``, ``F.linear(x, Wᵀ, b)``.
+    """A dense layer that applies another layer's weight matrix transposed: ``y = x W + b``, ``F.linear(x, Wᵀ, b)``.
 
     ``weight`` is the other layer's (out, in) Parameter itself, not a copy, so both layers train one matrix (tied
     weights, ``W_dec = W_encᵀ``); ``bias`` (in,) is this layer's own. Shapes: (B, out) -> (B, in).
@@ -181,7 +181,7 @@ class Autoencoder(nn.Module):
         sizes = [self.D, *self.hidden, self.Z]
         self.encoder = mlp(sizes, activation, code_activation, generator=generator, dtype=dtype)  # x -> h
         self.decoder = mlp(sizes[::-1], activation, output, generator=generator, dtype=dtype)  # h -> r
-        if flag(tied, "tied"):  # the decoder's i-th linear layer runs the encoder's i-th from last backwards
+        if flag(tied, "tied"):  # the decoder's i-th linear layer applies the encoder's i-th from last, transposed
             for i, layer in enumerate(reversed(self.encoder[::2])):  # [::2]: the nn.Linear layers
                 self.decoder[2 * i] = TiedLinear(layer.weight, self.decoder[2 * i].bias)
 
