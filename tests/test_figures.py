@@ -171,3 +171,80 @@ def test_backprop_figures():
 ])
 def test_figures_return_a_figure(fn, args):
     assert isinstance(fn(*args), matplotlib.figure.Figure)
+
+
+# ------------------------------------------------------------------------------------------------ regularization
+class _History(dict):
+    """What the training loop returns, as the dropout figure reads it: losses per evaluation and their steps."""
+
+    def __init__(self, losses):
+        super().__init__(train_loss=losses, val_loss=losses, val_accuracy=[0.5] * len(losses))
+        self.epoch_steps = [10 * (k + 1) for k in range(len(losses))]
+
+
+def test_ridge_fit_circles_the_chosen_strength():
+    x = torch.linspace(-1, 1, 5)
+    fig = figures.ridge_fit((x, x), (x, x, x), 0.1, [0.01, 0.1, 1.0], {"training": [1, 2, 3], "validation": [3, 2, 4]},
+                            0.5, 3)
+    fit_ax, err_ax = fig.axes
+    assert len(fit_ax.lines) == 2 and len(fit_ax.collections) == 1  # truth, fit; the points
+    assert len(err_ax.lines) == 4  # two error curves, the noise floor, the circles
+    assert list(err_ax.lines[-1].get_ydata()) == [2, 2]
+    assert err_ax.get_title() == "training 2, validation 2"
+
+
+def test_decay_paths_draw_two_weights_and_the_decay_per_optimizer():
+    path = torch.ones(4, 2)
+    fig = figures.decay_paths(path, path, 0.3, 0.01)
+    assert [len(ax.lines) for ax in fig.axes] == [3, 3]
+    torch.testing.assert_close(torch.as_tensor(fig.axes[0].lines[2].get_ydata()), 0.997 ** torch.arange(4.0))
+
+
+def test_sparse_weights_count_the_exact_zeros():
+    w = torch.tensor([0.0, 1.0, 0.0, -1.0])
+    fig = figures.sparse_weights({"L1": w, "L2": w + 0.1}, w, 0.1)
+    assert [len(ax.patches) for ax in fig.axes] == [4, 4]  # a bar per feature
+    assert "2 exact zeros" in fig.axes[0].get_title() and "0 exact zeros" in fig.axes[1].get_title()
+
+
+def test_clipped_descent_draws_every_path_and_both_minima():
+    path = torch.tensor([[-4.0, 2.5], [0.0, 1.0], [1.0, 0.5]])
+    fig = figures.clipped_descent(torch.eye(2), torch.tensor([1.0, 0.5]), torch.zeros(2), {"a": path, "b": path})
+    (ax,) = fig.axes
+    assert len(ax.lines) == 4  # two paths, two minima
+    assert ax.get_title().endswith("after 2 steps at (1.000, 0.500)")
+
+
+def test_smooth_fit_and_early_stop():
+    x = torch.linspace(-1, 1, 6)
+    fig = figures.smooth_fit((x[:3], x[:3]), x, x, x, 2 * torch.ones(6), 0.25)
+    assert [len(ax.lines) for ax in fig.axes] == [2, 2]
+    assert fig.axes[1].get_title() == "slope; mean $f'^2$ = 4.00"
+    fig = figures.early_stop([10, 20, 30, 40], [2.0, 1.0, 1.5, 1.6], 3, 1, 2)
+    assert len(fig.axes[0].lines) == 3 and fig.axes[0].get_title().endswith("stop at step 40, keep step 20")
+
+
+def test_dropout_runs_compare_with_the_run_without_dropout():
+    histories = {0.0: _History([2.0, 1.0]), 0.5: _History([2.0, 1.2])}
+    fig = figures.dropout_runs(histories, 0.5)
+    assert [len(ax.lines) for ax in fig.axes[:2]] == [2, 2]
+    assert len(fig.axes[2].patches) == 2 and texts(fig.axes[2]) == ["50.0%", "50.0%"]
+
+
+def test_checkerboard_titles_the_flat_range():
+    fig = figures.checkerboard(torch.full((4, 4), 1.5), torch.rand(8, 8), torch.rand(8, 8), 3, 2)
+    assert len(fig.axes) == 3 and "values 1.50 … 1.50" in fig.axes[0].get_title()
+
+
+def test_downsampling_and_upsampling_panels():
+    photo = torch.rand(1, 1, 8, 8)
+    down = {"max": F.max_pool2d(photo, 2), "avg": F.avg_pool2d(photo, 2)}
+    back = {name: F.interpolate(y, scale_factor=2) for name, y in down.items()}
+    s2d = F.pixel_unshuffle(photo, 2)
+    fig = figures.downsampling(photo, 2, down, s2d, back, F.pixel_shuffle(s2d, 2))
+    assert len(fig.axes) == 8  # two rows of four, the last of each row unused
+    assert fig.axes[5].get_title() == "pixel_shuffle: max error 0.000"  # the second row starts at axes[4]
+    assert fig.axes[2].get_title() == "space-to-depth\n(4, 4, 4)"
+    fig = figures.upsampling(down["avg"], photo, {**back, "same": photo}, {"max": 0.5, "avg": 0.25, "same": 0.0})
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[:5] == ["input (4×4)", "max\nerror 0.500", "avg\nerror 0.250", "same\nerror 0.000", "original (8×8)"]

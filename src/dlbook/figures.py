@@ -11,6 +11,7 @@ renders (and closes) the ones its sliders ask for.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -23,7 +24,7 @@ from matplotlib.patches import FancyBboxPatch, Rectangle
 
 from dlbook.arithmetic import pool_output_size, read_counts
 from dlbook.autograd import Graph, Tensor, graph
-from dlbook.plotting import as_image, show_kernel
+from dlbook.plotting import as_image, image_grid, show_kernel
 
 __all__ = [
     "graph_levels",
@@ -43,6 +44,16 @@ __all__ = [
     "receptive_field_map",
     "impulse_response",
     "filtered_photo",
+    "ridge_fit",
+    "decay_paths",
+    "sparse_weights",
+    "clipped_descent",
+    "smooth_fit",
+    "dropout_runs",
+    "early_stop",
+    "checkerboard",
+    "downsampling",
+    "upsampling",
 ]
 
 GRID = "#999999"  # the outline of a cell in the grid figures
@@ -583,3 +594,198 @@ def filtered_photo(photo: torch.Tensor, kernel: torch.Tensor, output: torch.Tens
         ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+# ------------------------------------------------------------------------------------------------ regularization
+def ridge_fit(points: tuple[torch.Tensor, torch.Tensor], curves: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+              strength: float, strengths: Sequence[float], errors: Mapping[str, Sequence[float]],
+              noise_var: float, degree: int) -> Figure:
+    """A polynomial fit under an L2 penalty of ``strength``, and its error at every strength.
+
+    Left: the training ``points`` (x, y), ``curves = (x, true function, fit)`` on a dense grid. Right: ``errors``
+    (name, e.g. "training" -> one mean squared error per entry of ``strengths``) on log-log axes, with the noise
+    variance (the best a fit can do on new points) dotted and the errors at ``strength`` circled.
+    """
+    i = list(strengths).index(strength)
+    fig, (ax1, ax2) = _new_figure((9.0, 3.4), ncols=2)
+    ax1.plot(curves[0], curves[1], "k--", lw=1, label="true function")
+    ax1.plot(curves[0], curves[2], color="C3", label="fit")
+    ax1.scatter(*points, s=16, zorder=3, label="training points")
+    ax1.set(ylim=(-2.5, 2.5), xlabel="$x$", title=rf"degree-{degree} fit, $\lambda$ = {strength:g}")
+    ax1.legend(fontsize=9, loc="upper left")
+    for (name, err), marker in zip(errors.items(), "os", strict=False):
+        ax2.loglog(strengths, err, f"{marker}-", ms=4, label=name)
+    ax2.axhline(noise_var, color="gray", lw=0.8, ls=":", label="noise variance")
+    ax2.plot([strength] * len(errors), [err[i] for err in errors.values()], "o", ms=9, mfc="none", color="k")
+    ax2.set(xlabel=r"$\lambda$", ylabel="mean squared error",
+            title=", ".join(f"{name} {err[i]:.3g}" for name, err in errors.items()))
+    ax2.legend(fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def decay_paths(l2: torch.Tensor, decoupled: torch.Tensor, weight_decay: float, lr: float) -> Figure:
+    """The same ``weight_decay`` λ in Adam (as an L2 gradient, ``l2``) and in AdamW (``decoupled``): each (steps + 1,
+    2), the mean of a busy weight (noisy gradient, column 0) and of a quiet one (no gradient, column 1) per step, with
+    the pure decay (1 − ηλ)^t (``lr`` η) dotted."""
+    fig, axes = _new_figure((9.0, 3.2), ncols=2, sharey=True)
+    names = ("Adam + L2 (weight_decay)", "AdamW (decoupled)")
+    for ax, path, name in zip(axes, (l2, decoupled), names, strict=True):
+        t = torch.arange(len(path))
+        ax.plot(t, path[:, 0], color="C0", label="busy weight (noisy gradient)")
+        ax.plot(t, path[:, 1], color="C3", label="quiet weight (no gradient)")
+        ax.plot(t, (1 - lr * weight_decay) ** t, "k:", lw=1, label=r"$(1-\eta\lambda)^t$")
+        ax.set(title=rf"{name}, $\lambda$ = {weight_decay:g}", xlabel="step", ylim=(-0.1, 1.3))
+    axes[0].set_ylabel("mean weight")
+    axes[1].legend(fontsize=9, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def sparse_weights(weights: Mapping[str, torch.Tensor], true_weights: torch.Tensor, strength: float) -> Figure:
+    """Weight vectors fitted under penalties of one ``strength``, a bar per feature, one panel per entry of
+    ``weights`` (penalty name -> (d,) weights): the exact zeros crossed in red, the ``true_weights`` as black
+    dashes, each panel titled with its count of exact zeros."""
+    j = np.arange(len(true_weights))
+    fig, axes = _new_figure((9.0, 3.0), ncols=len(weights), sharey=True)
+    for ax, (name, w) in zip(axes, weights.items(), strict=True):
+        w = np.asarray(w)
+        zero = w == 0
+        ax.bar(j, w, color="C0")
+        ax.plot(j[zero], w[zero], "x", color="C3", ms=6, mew=2, label="exactly 0")
+        ax.plot(j, true_weights, "k_", ms=10, mew=2, label="true weight")
+        ax.axhline(0, color="gray", lw=0.6)
+        ax.set(title=rf"{name}, $\lambda$ = {strength:g}: {int(zero.sum())} exact zeros", xlabel="feature",
+               ylim=(-2, 2.4), xticks=range(0, len(j), 2))
+    axes[0].set_ylabel("weight")
+    axes[-1].legend(fontsize=9, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def clipped_descent(curvature: torch.Tensor, minimum: torch.Tensor, penalised_minimum: torch.Tensor,
+                    paths: Mapping[str, torch.Tensor], shown: int = 200,
+                    limits: tuple[tuple[float, float], tuple[float, float]] = ((-5, 2.5), (-1.5, 3.5))) -> Figure:
+    """Gradient descent on the bowl L(w) = ½ (w − w*)ᵀ A (w − w*), ``curvature`` A (2, 2), ``minimum`` w*, drawn as
+    contours over ``limits`` (w₁ range, w₂ range): the first ``shown`` iterates of each of ``paths`` (label ->
+    (steps + 1, 2), drawn grey, blue, red; the title gives where the last one ends), the minimum of L (star) and
+    that of L plus an L2 penalty (``penalised_minimum``, plus)."""
+    u, v = torch.meshgrid(torch.linspace(*limits[0], 120), torch.linspace(*limits[1], 100), indexing="xy")
+    diff = torch.stack([u - minimum[0], v - minimum[1]])  # (2, 100, 120)
+    bowl = 0.5 * torch.einsum("iyx,ij,jyx->yx", diff, curvature, diff)
+    fig, (ax,) = _new_figure((8.4, 3.6), ncols=1)
+    ax.contour(u, v, bowl, levels=[0.1, 0.5, 1, 2, 4, 8, 16, 32], colors="0.8", linewidths=0.8)
+    for (label, path), colour in zip(paths.items(), ("0.5", "C0", "C3"), strict=False):
+        ax.plot(*path[:shown].T, ".-", color=colour, ms=3, label=label)
+    ax.plot(*minimum.tolist(), "k*", ms=12, label="minimum of $L$")
+    ax.plot(*penalised_minimum.tolist(), "C0P", ms=9, label="minimum of $L$ + L2")
+    last = list(paths.values())[-1]
+    ax.set(xlim=limits[0], ylim=limits[1], aspect="equal", xlabel="$w_1$", ylabel="$w_2$",
+           title=f"first {shown} steps shown; after {len(last) - 1} steps at ({last[-1, 0]:.3f}, {last[-1, 1]:.3f})")
+    ax.legend(fontsize=9, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+def smooth_fit(points: tuple[torch.Tensor, torch.Tensor], x: torch.Tensor, truth: torch.Tensor, fit: torch.Tensor,
+               slope: torch.Tensor, error: float) -> Figure:
+    """A network fitted to a few ``points`` (x, y), and its slope: left, the ``fit`` and the ``truth`` on the dense
+    grid ``x`` (titled with the squared ``error`` between them); right, the ``slope`` f′(x) on that grid, with the
+    training inputs marked on the axis, titled with the mean of f′²."""
+    fig, (ax1, ax2) = _new_figure((9.0, 3.2), ncols=2)
+    ax1.plot(x, truth, "k--", lw=1, label="true function")
+    ax1.plot(x, fit, color="C3", label="network")
+    ax1.scatter(*points, s=16, zorder=3, label="training points")
+    ax1.set(ylim=(-1.8, 1.8), xlabel="$x$", title=f"mean squared error vs the true function: {error:.3f}")
+    ax1.legend(fontsize=9, loc="lower right")
+    ax2.plot(x, slope, color="C2")
+    ax2.plot(points[0], torch.zeros(len(points[0])), "|", color="C0", ms=10, label="training $x$")
+    ax2.set(ylim=(-25, 25), xlabel="$x$", ylabel="$f'(x)$",
+            title=f"slope; mean $f'^2$ = {float(slope.pow(2).mean()):.2f}")
+    ax2.legend(fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def dropout_runs(histories: Mapping[float, Any], p: float) -> Figure:
+    """Training runs with dropout, ``histories`` (drop probability -> a history with ``epoch_steps`` and the lists
+    ``"train_loss"``, ``"val_loss"``, ``"val_accuracy"``, one entry per evaluation; 0.0 is the run without dropout).
+    Left, middle: the training and validation loss of the run with ``p`` against the run without. Right: every run's
+    final validation loss (``p``'s bar red), labelled with its validation accuracy."""
+    runs = {f"$p$ = {p:g}": histories[p], "no dropout": histories[0.0]}
+    fig, axes = _new_figure((10.0, 3.2))
+    for ax, key, colour in ((axes[0], "train_loss", "C0"), (axes[1], "val_loss", "C1")):
+        for (label, hist), style in zip(runs.items(), (dict(color=colour), dict(color="0.4", ls=":")), strict=True):
+            ax.plot(hist.epoch_steps, hist[key], label=label, **style)
+        ax.legend(fontsize=9)
+    axes[0].set(yscale="log", xlabel="step", ylabel="cross-entropy", ylim=(1e-3, 3), title="training")
+    low = 0.95 * min(min(h["val_loss"]) for h in histories.values())  # the first evaluations would dwarf the rest
+    axes[1].set(xlabel="step", ylim=(low, low + 0.7), title="validation")
+    finals = [h["val_loss"][-1] for h in histories.values()]
+    bars = axes[2].bar([f"{q:g}" for q in histories], finals, color=["C3" if q == p else "0.7" for q in histories])
+    axes[2].bar_label(bars, [f"{h['val_accuracy'][-1]:.1%}" for h in histories.values()], fontsize=9)
+    axes[2].set(xlabel="drop probability $p$", ylabel="final validation loss",
+                ylim=(0.95 * min(finals), max(finals) + 0.3 * (max(finals) - min(finals)) + 0.01),
+                title=f"after {histories[p].epoch_steps[-1]} steps (labels: accuracy)")
+    fig.tight_layout()
+    return fig
+
+
+def early_stop(steps: Sequence[int], val_loss: Sequence[float], stop: int, best: int, patience: int) -> Figure:
+    """Early stopping on one run: the validation loss per evaluation (``steps`` gives each one's training step),
+    the evaluation ``stop`` where training ends (red line, the rest shaded) and the ``best`` one, whose weights are
+    kept (star)."""
+    fig, (ax,) = _new_figure((6.4, 3.0), ncols=1)
+    ax.plot(steps, val_loss, color="C1", label="validation loss ($p$ = 0)")
+    ax.axvspan(steps[stop], steps[-1], color="0.9", label="not trained")
+    ax.plot(steps[best], val_loss[best], "k*", ms=12, label="weights kept")
+    ax.axvline(steps[stop], color="C3", lw=1, label="stop")
+    ax.set(xlabel="step", ylabel="validation cross-entropy", ylim=(0.95 * min(val_loss), 0.95 * min(val_loss) + 0.5),
+           title=f"patience {patience}: stop at step {steps[stop]}, keep step {steps[best]}")
+    ax.legend(fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def checkerboard(flat: torch.Tensor, transposed: torch.Tensor, resized: torch.Tensor, kernel_size: int,
+                 stride: int) -> Figure:
+    """Checkerboard artefacts of up-sampling by ``stride`` with a constant ``kernel_size``×``kernel_size`` kernel:
+    ``flat``, the interior of the transposed convolution of an input of ones (grey from 0 to 2, titled with its
+    range: one value if the output is flat), then a photo up-sampled by that transposed convolution
+    (``transposed``) and by nearest up-sampling followed by the convolution (``resized``)."""
+    k = f"{kernel_size}×{kernel_size}"
+    return image_panels({
+        f"flat input, transposed conv\nvalues {flat.min():.2f} … {flat.max():.2f}": (flat, dict(vmax=2)),
+        f"transposed conv\n{k} kernel, stride {stride}": transposed,
+        f"nearest ×{stride}, then {k} conv": resized,
+    }, ncols=3, figsize=(9.6, 3.9))
+
+
+def downsampling(photo: torch.Tensor, factor: int, down: Mapping[str, torch.Tensor], space_to_depth: torch.Tensor,
+                 back: Mapping[str, torch.Tensor], shuffled: torch.Tensor) -> Figure:
+    """Down-sampling a ``photo`` (1, 1, H, W) by ``factor`` r, and what comes back. First row: each of ``down``
+    (name -> (1, 1, H/r, W/r)), titled with its shape, then the r² channels of ``space_to_depth`` (1, r², H/r, W/r)
+    as a mosaic (tile (a, b) is channel a·r + b). Second row: each of ``back`` (name -> that result brought back to
+    (1, 1, H, W)), titled with its root-mean-square error against the photo, then ``shuffled``, the mosaic put back
+    by pixel shuffle, titled with its largest error."""
+    def rms(image):
+        return (image - photo).pow(2).mean().sqrt().item()
+
+    return image_panels(
+        [(f"{name}\n(1, {y.shape[-2]}, {y.shape[-1]})", y) for name, y in down.items()]
+        + [(f"space-to-depth\n({factor * factor}, {space_to_depth.shape[-2]}, {space_to_depth.shape[-1]})",
+            image_grid(space_to_depth[0], factor))]
+        + [(f"nearest ×{factor}: RMS error {rms(b):.3f}", b) for b in back.values()]
+        + [(f"pixel_shuffle: max error {(shuffled - photo).abs().max().item():.3f}", shuffled)],
+        ncols=4, figsize=(10.0, 5.6))
+
+
+def upsampling(low: torch.Tensor, original: torch.Tensor, results: Mapping[str, torch.Tensor],
+               errors: Mapping[str, float]) -> Figure:
+    """Up-sampling an image ``low`` back to the size of the ``original`` it was pooled from: ``low``, then each of
+    ``results`` (name -> the up-sampled image) titled with its error (``errors``, name -> a number), four to a row,
+    with the ``original`` first in the second row."""
+    panels = [(f"{name}\nerror {errors[name]:.3f}", y) for name, y in results.items()]
+    panels.insert(0, (f"input ({low.shape[-2]}×{low.shape[-1]})", low))
+    panels.insert(4, (f"original ({original.shape[-2]}×{original.shape[-1]})", original))
+    return image_panels(panels, ncols=4, figsize=(10.0, 5.8), fontsize=9)
