@@ -678,11 +678,11 @@ def test_parse_idx_header_of_mnist_files():
 
 
 @pytest.mark.parametrize("raw, match", [
-    (b"\x00\x00\x08", "too short"),
+    (b"\x00\x00\x08", "got 3 bytes"),
     (b"\x01\x00\x08\x01\x00\x00\x00\x01", "two zero bytes"),
-    (b"\x00\x00\x07\x01\x00\x00\x00\x01", "type code 0x07"),
-    (b"\x00\x00\x08\x00", "0 dimensions"),
-    (b"\x00\x00\x08\x03\x00\x00\x00\x01", "16-byte header"),
+    (b"\x00\x00\x07\x01\x00\x00\x00\x01", "got 8 bytes: 00 00 07 01"),
+    (b"\x00\x00\x08\x00", "got 4 bytes: 00 00 08 00"),
+    (b"\x00\x00\x08\x03\x00\x00\x00\x01", "got 8 bytes: 00 00 08 03"),
 ])
 def test_parse_idx_header_rejects_bad_headers(raw, match):
     with pytest.raises(ValueError, match=f"data.*{match}|{match}.*data"):
@@ -956,7 +956,7 @@ def _image_data(images, labels, classes=("a", "b")):
     (torch.zeros(2, 3, 3, dtype=torch.uint8), torch.zeros(2, dtype=torch.long), "images"),    # 3-D
     (torch.zeros(2, 1, 3, 3, dtype=torch.uint8), torch.zeros(3, dtype=torch.long), "labels"),
     (torch.zeros(2, 1, 3, 3, dtype=torch.uint8), torch.zeros(2, dtype=torch.int32), "labels"),
-    (torch.zeros(2, 1, 3, 3, dtype=torch.uint8), torch.tensor([0, 2]), "labels must lie in 0..1"),
+    (torch.zeros(2, 1, 3, 3, dtype=torch.uint8), torch.tensor([0, 2]), "labels must hold values in 0..1"),
 ])
 def test_image_data_rejects_inconsistent_fields(images, labels, match):
     with pytest.raises(ValueError, match=match):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -15,7 +17,6 @@ from dlbook._checks import (  # noqa: E402
     check_tensor,
     dim_size,
     divides,
-    function,
     has_shape,
     instance,
     integer_tensor,
@@ -41,8 +42,10 @@ def test_seed_everything_makes_runs_repeat():
     g2 = seed_everything(3)
     b = (torch.rand(3), np.random.rand(2), torch.rand(2, generator=g2))
     assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and torch.equal(a[2], b[2])
-    with pytest.raises(TypeError, match="seed"):
+    with pytest.raises(ValueError, match="seed"):
         seed_everything(-1)
+    with pytest.raises(TypeError, match="seed"):
+        seed_everything(1.0)
 
 
 def test_show_source_is_the_package_code():
@@ -118,9 +121,9 @@ def test_shape_and_value_checks_pass_good_input_through_and_name_bad_input():
         dim_size(w, -1, 3, "w")
     with pytest.raises(TypeError, match="a and b must have the same dtype"):
         same_dtype(w, w.double(), "a", "b")
-    assert function(len, "f") is len
-    with pytest.raises(TypeError, match="loss_fn must be callable, got str"):
-        function("mse", "loss_fn")
+    assert instance(len, Callable, "f") is len
+    with pytest.raises(TypeError, match="loss_fn must be of type Callable, got str"):
+        instance("mse", Callable, "loss_fn")
     assert instance(w, torch.Tensor, "w") is w
     with pytest.raises(TypeError, match="config must be of type dict or list, got str"):
         instance("cfg", (dict, list), "config")

@@ -23,6 +23,8 @@ import random
 import numpy as np
 import torch
 
+from dlbook._checks import non_negative_int
+
 __all__ = ["seed_everything", "__version__"]
 
 __version__ = "0.1.0"
@@ -37,9 +39,7 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     Python's string hashing (the order in which a set of strings is iterated) is not seeded here: it is fixed when
     the interpreter starts, from the environment variable ``PYTHONHASHSEED`` (Python's documented behaviour).
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise TypeError(f"seed must be a non-negative int, got {seed!r}")
-    random.seed(seed)
+    random.seed(non_negative_int(seed, "seed"))
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)

@@ -32,7 +32,6 @@ __all__ = [
     "divides",
     "dim_size",
     "same_dtype",
-    "function",
     "instance",
     "int_tuple",
 ]
@@ -47,33 +46,27 @@ def pair(value: int | Sequence[int], name: str, *, minimum: int = 1) -> tuple[in
 
     Accepts an int (used for both dimensions) or a sequence of two ints, like ``torch.nn.functional`` does.
     """
-    if _is_int(value):
-        out = (value, value)
-    elif isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2 and all(map(_is_int, value)):
-        out = (int(value[0]), int(value[1]))
-    else:
+    sequence = isinstance(value, Sequence) and not isinstance(value, str)
+    out = (value, value) if _is_int(value) else tuple(value) if sequence else ()
+    if len(out) != 2 or not all(map(_is_int, out)):
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
     if min(out) < minimum:
         raise ValueError(f"{name} must be >= {minimum} in every dimension, got {value!r}")
     return out
 
 
-def positive_int(value: object, name: str) -> int:
-    """Return ``value`` if it is an int >= 1, else raise naming ``name``."""
+def positive_int(value: object, name: str, *, minimum: int = 1) -> int:
+    """Return ``value`` if it is an int >= ``minimum`` (1 by default), else raise naming ``name``."""
     if not _is_int(value):
         raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return value
 
 
 def non_negative_int(value: object, name: str) -> int:
     """Return ``value`` if it is an int >= 0, else raise naming ``name``."""
-    if not _is_int(value):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return value
+    return positive_int(value, name, minimum=0)
 
 
 def number(value: object, name: str, *, minimum: float = -math.inf, maximum: float = math.inf,
@@ -84,12 +77,11 @@ def number(value: object, name: str, *, minimum: float = -math.inf, maximum: flo
     """
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    low_ok = value > minimum if strict else value >= minimum
-    if math.isnan(value) or (math.isinf(value) and not allow_inf) or not low_ok or value > maximum:
-        low = f"> {minimum:g}" if strict else f">= {minimum:g}"
-        raise ValueError(f"{name} must be a {'' if allow_inf else 'finite '}number {low} and <= {maximum:g}, "
-                         f"got {value!r}")
+    value = float(value)  # NaN fails every comparison, so it is never in range
+    in_range = (value > minimum if strict else value >= minimum) and value <= maximum
+    if not in_range or (math.isinf(value) and not allow_inf):
+        raise ValueError(f"{name} must be a {'' if allow_inf else 'finite '}number {'>' if strict else '>='} "
+                         f"{minimum:g} and <= {maximum:g}, got {value!r}")
     return value
 
 
@@ -100,9 +92,7 @@ def probability(value: object, name: str) -> float:
 
 def flag(value: object, name: str) -> bool:
     """Return ``value`` if it is ``True`` or ``False`` (not merely truthy), else raise naming ``name``."""
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return value
+    return instance(value, bool, name)
 
 
 def one_of(value: object, name: str, choices: Sequence[object]) -> object:
@@ -131,8 +121,7 @@ def check_tensor(x: object, name: str, dims: Sequence[int] | None = None, *, min
 
 def tensors(values: object, name: str) -> list[torch.Tensor]:
     """A tensor or an iterable of floating-point tensors, as a list (the way ``torch.nn.utils`` takes them)."""
-    if isinstance(values, torch.Tensor):
-        values = [values]
+    values = [values] if isinstance(values, torch.Tensor) else values
     if isinstance(values, str | bytes) or not isinstance(values, Iterable):
         raise TypeError(f"{name} must be a tensor or an iterable of tensors, got {type(values).__name__}")
     return [check_tensor(t, f"{name}[{i}]") for i, t in enumerate(values)]
@@ -146,9 +135,7 @@ def same_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> No
 
 def generator(value: object, name: str = "generator") -> torch.Generator | None:
     """Return ``value`` if it is a ``torch.Generator`` or ``None``, else raise naming ``name``."""
-    if value is not None and not isinstance(value, torch.Generator):
-        raise TypeError(f"{name} must be a torch.Generator or None, got {type(value).__name__}")
-    return value
+    return value if value is None else instance(value, torch.Generator, name)
 
 
 def integer_tensor(x: object, name: str, dims: Sequence[int] | None = None, *, values: range | None = None
@@ -168,8 +155,7 @@ def has_shape(x: object, name: str, *shapes: Sequence[int | None]) -> torch.Tens
     """Return ``x`` if it is a tensor whose shape is one of ``shapes`` (``None`` in a shape matches any size)."""
     check_tensor(x, name, floating=False)
     if not any(len(s) == x.ndim and all(a in (None, b) for a, b in zip(s, x.shape, strict=True)) for s in shapes):
-        wanted = " or ".join("(" + ", ".join("_" if a is None else str(a) for a in s) + ("," if len(s) == 1 else "")
-                             + ")" for s in shapes)
+        wanted = " or ".join(str(tuple("_" if a is None else a for a in s)).replace("'", "") for s in shapes)
         raise ValueError(f"{name} must have shape {wanted}, got {tuple(x.shape)}")
     return x
 
@@ -197,15 +183,9 @@ def same_dtype(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> No
         raise TypeError(f"{name_a} and {name_b} must have the same dtype, got {a.dtype} and {b.dtype}")
 
 
-def function(value: object, name: str) -> object:
-    """Return ``value`` if it can be called (a function, a model, a loss), else raise naming ``name``."""
-    if not callable(value):
-        raise TypeError(f"{name} must be callable, got {type(value).__name__}")
-    return value
-
-
 def instance(value: object, cls: type | tuple[type, ...], name: str) -> object:
-    """Return ``value`` if it is an instance of ``cls`` (a config, a state, a module), else raise naming ``name``."""
+    """Return ``value`` if it is an instance of ``cls`` (a config, a state, a module; ``Callable`` for a function, a
+    model, a loss), else raise naming ``name``."""
     if not isinstance(value, cls):
         wanted = " or ".join(c.__name__ for c in (cls if isinstance(cls, tuple) else (cls,)))
         raise TypeError(f"{name} must be of type {wanted}, got {type(value).__name__}")

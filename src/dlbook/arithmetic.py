@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dlbook._checks import flag, non_negative_int, one_of, pair, positive_int
+from dlbook._checks import flag, int_tuple, non_negative_int, one_of, pair, positive_int
 
 __all__ = [
     "effective_kernel_size",
@@ -71,8 +71,7 @@ def conv_output_size(i: int, k: int, s: int = 1, p: int | tuple[int, int] | str 
         p = (0, 0) if one_of(p, "p", ("valid", "same")) == "valid" else same_padding(k, s, d)
     before, after = pair(p, "p", minimum=0)
     if span > i + before + after:
-        raise ValueError(f"k={k} with d={d} spans {span} cells: kernel larger than the padded input, "
-                         f"i + padding = {i} + {before} + {after} (PyTorch refuses it too)")
+        raise ValueError(f"k={k} with d={d}: kernel larger than the padded input, {span} > {i} + {before} + {after}")
     return (i + before + after - span) // s + 1
 
 
@@ -108,8 +107,7 @@ def pool_output_size(
     if ceil_mode and (o - 1) * s >= i + p:
         o -= 1  # the last window would start in the right padding, reading no input at all
     if o < 1:
-        raise ValueError(f"no pooling window fits the input: i={i}, k={k}, s={s}, p={p}, dilation d={d}, "
-                         f"ceil_mode={ceil_mode} give output size {o}")
+        raise ValueError(f"no pooling window fits the input i={i}: k={k}, s={s}, p={p}, dilation={d}, {ceil_mode=}")
     return o
 
 
@@ -126,12 +124,10 @@ def conv_transpose_output_size(
     """
     i, s, p, span = positive_int(i, "i"), positive_int(s, "s"), non_negative_int(p, "p"), effective_kernel_size(k, d)
     if non_negative_int(output_padding, "output_padding") >= max(s, d):
-        raise ValueError(f"output_padding={output_padding} must be smaller than the stride s={s} or the dilation "
-                         f"d={d}, as PyTorch requires")
+        raise ValueError(f"output_padding={output_padding} must be smaller than the stride s={s} or the dilation d={d}")
     o = (i - 1) * s - 2 * p + span + output_padding
     if o < 1:
-        raise ValueError(f"padding p={p} crops everything: (i - 1)s - 2p + d(k - 1) + output_padding + 1 = {o} < 1 "
-                         f"for i={i}, k={k}, s={s}, output_padding={output_padding}, d={d}")
+        raise ValueError(f"padding p={p} crops everything: (i - 1)s - 2p + d(k - 1) + output_padding + 1 = {o} < 1")
     return o
 
 
@@ -172,8 +168,7 @@ def pad_output_size(n: int, before: int, after: int, mode: str = "constant") -> 
     if mode in most and max(before, after) > most[mode][0]:
         raise ValueError(f"{seen}: {mode} padding {most[mode][1]}, so it adds at most {most[mode][0]} cells on a side")
     if mode == "circular" and before * after < 0:
-        raise ValueError(f"{seen}: circular padding with one negative and one positive amount on the same dimension "
-                         "is not supported (F.pad returns wrong values for it)")
+        raise ValueError(f"{seen}: circular padding with one negative and one positive amount (F.pad gets it wrong)")
     left = n + min(before, 0) + min(after, 0) if one_of(mode, "mode", MODES) == "constant" else n + before + after
     if left < (1 if mode == "replicate" else 0):
         raise ValueError(f"{seen}: the negative amounts crop too much, {left} cells left ({mode} padding)")
@@ -194,8 +189,7 @@ def same_padding(k: int, s: int = 1, d: int = 1) -> tuple[int, int]:
     """
     total = effective_kernel_size(k, d) - 1
     if positive_int(s, "s") != 1:
-        raise ValueError(f"padding='same' needs stride=1, got s={s}: at a stride the size-keeping padding depends "
-                         "on the input size (see size_keeping_padding), and PyTorch refuses it")
+        raise ValueError(f"padding='same' needs stride=1, got s={s} (see size_keeping_padding); PyTorch refuses it")
     return total // 2, total - total // 2
 
 
@@ -231,8 +225,7 @@ def size_keeping_padding(i: int, k: int, s: int = 1, d: int = 1) -> int:
     i, s, span = positive_int(i, "i"), positive_int(s, "s"), effective_kernel_size(k, d)
     twice = (s - 1) * i - s + span  # 2p must be at least this much
     if s == 1 and twice % 2:
-        raise ValueError(f"k={k} with d={d}: the total padding d(k - 1) = {span - 1} is odd, so no symmetric padding "
-                         "keeps the size at s=1 (use same_padding for the asymmetric one)")
+        raise ValueError(f"k={k} with d={d}: d(k - 1) = {span - 1} is odd, so no symmetric padding keeps the size")
     return max(-(-twice // 2), 0)
 
 
@@ -278,10 +271,8 @@ def receptive_field(
     """
     if isinstance(k, str) or not isinstance(k, Sequence) or len(k) == 0:
         raise ValueError(f"k must be a non-empty sequence of kernel sizes, one per layer, got {k!r}")
-    s, d = [1] * len(k) if s is None else s, [1] * len(k) if d is None else d
-    for name, values in (("s", s), ("d", d)):
-        if len(values) != len(k):
-            raise ValueError(f"{name} must have one value per layer ({len(k)}), got {len(values)}")
+    s = [1] * len(k) if s is None else int_tuple(s, "s", (len(k),))  # one per layer
+    d = [1] * len(k) if d is None else int_tuple(d, "d", (len(k),))
     r, jump = 1, 1
     for layer, (kl, sl, dl) in enumerate(zip(k, s, d, strict=True)):
         r += positive_int(dl, f"d[{layer}]") * (positive_int(kl, f"k[{layer}]") - 1) * jump

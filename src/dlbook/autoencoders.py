@@ -45,8 +45,10 @@ from torch import nn
 
 from dlbook._checks import (
     check_tensor,
+    dim_size,
     flag,
     has_shape,
+    instance,
     non_negative_int,
     number,
     one_of,
@@ -286,8 +288,7 @@ def encoder_jacobian(encode: Callable[[torch.Tensor], torch.Tensor], x: torch.Te
     interact in the encoder); the Z backward passes run as one batched call (``is_grads_batched``). The graph is
     kept (``create_graph=True``), so a penalty built from J can itself be differentiated during training.
     """
-    if not callable(encode):
-        raise TypeError(f"encode must be callable (x -> code), got {type(encode).__name__}")
+    instance(encode, Callable, "encode")  # x -> code
     check_tensor(x, "x", min_ndim=2)
     xg = x if x.requires_grad else x.detach().requires_grad_(True)
     h = has_shape(encode(xg), "the code encode(x)", (len(x), None))  # (B, Z)
@@ -479,8 +480,7 @@ def importance_log_likelihood(
     For k = 1 its expectation is the ELBO; it rises with k towards ``log p(x)`` (the IWAE bound, Burda et al.).
     Shapes: x (B, ...) -> (B,).
     """
-    if not isinstance(model, VAE):
-        raise TypeError(f"model must be a VAE, got {type(model).__name__}")
+    instance(model, VAE, "model")
     mu, logvar = model.encode(x)  # (B, Z), (B, Z)
     B, Z = mu.shape
     eps = torch.randn(positive_int(k, "k"), B, Z, generator=generator, dtype=mu.dtype, device=mu.device)  # (k, B, Z)
@@ -527,8 +527,7 @@ def elbo(
 
     Differentiable in μ and log σ². Shapes: x (B, ...); mu, logvar (B, Z) -> (B,).
     """
-    if not isinstance(model, VAE):
-        raise TypeError(f"model must be a VAE, got {type(model).__name__}")
+    instance(model, VAE, "model")
     k, B = positive_int(k, "k"), len(has_shape(mu, "mu", (len(x), model.Z)))
     kl = gaussian_kl(mu, logvar)  # (B,)
     z = reparameterize(mu.expand(k, B, model.Z), logvar.expand(k, B, model.Z), generator)  # (k, B, Z)
@@ -559,16 +558,6 @@ def fit_posterior(
     return mu.detach(), logvar.detach()
 
 # ------------------------------------------------------------------------------------------------- training
-def _check_config_fields(config: object, ints: Sequence[str], positives: Sequence[str],
-                         non_negatives: Sequence[str]) -> None:
-    for name in ints:
-        (non_negative_int if name == "seed" else positive_int)(getattr(config, name), name)
-    for name in positives:
-        number(getattr(config, name), name, minimum=0.0, strict=True)
-    for name in non_negatives:
-        number(getattr(config, name), name, minimum=0.0)
-
-
 @dataclass(frozen=True)
 class AEConfig:
     """Everything :func:`train_autoencoder` and its loss, :func:`autoencoder_loss`, need besides the model and the data.
@@ -599,8 +588,12 @@ class AEConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _check_config_fields(self, ("epochs", "batch_size", "seed"), ("lr",),
-                             ("weight_decay", "weight_l1", "sparsity", "contractive", "noise_std"))
+        positive_int(self.epochs, "epochs")
+        positive_int(self.batch_size, "batch_size")
+        non_negative_int(self.seed, "seed")
+        number(self.lr, "lr", minimum=0.0, strict=True)
+        for name in ("weight_decay", "weight_l1", "sparsity", "contractive", "noise_std"):
+            number(getattr(self, name), name, minimum=0.0)
 
 
 def _weight_matrices(model: torch.nn.Module) -> list[torch.Tensor]:
@@ -609,10 +602,8 @@ def _weight_matrices(model: torch.nn.Module) -> list[torch.Tensor]:
 
 def _check_training_data(model: object, x: object, methods: Sequence[str]) -> None:
     if not isinstance(model, torch.nn.Module) or not all(callable(getattr(model, m, None)) for m in methods):
-        raise TypeError(f"model must be a torch.nn.Module with {' and '.join(methods)} methods, got "
-                        f"{type(model).__name__}")
-    if len(check_tensor(x, "x", min_ndim=2)) == 0:
-        raise ValueError("x must hold at least one example")
+        raise TypeError(f"model must be a torch.nn.Module with {' and '.join(methods)}, got {type(model).__name__}")
+    dim_size(check_tensor(x, "x", min_ndim=2), 0, 1, "x", " (at least one example)", at_least=True)
 
 
 def _contractive(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -653,8 +644,7 @@ def train_autoencoder(model: torch.nn.Module, x: torch.Tensor, config: AEConfig)
     from a seeded generator too, a run repeats exactly.
     """
     _check_training_data(model, x, ("encode", "decode"))
-    if not isinstance(config, AEConfig):
-        raise TypeError(f"config must be an AEConfig, got {type(config).__name__}")
+    instance(config, AEConfig, "config")
     gen = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     return train(model, ShuffledBatches(x, config.batch_size, gen),
@@ -674,7 +664,11 @@ class VAEConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _check_config_fields(self, ("epochs", "batch_size", "seed"), ("lr",), ("beta",))
+        positive_int(self.epochs, "epochs")
+        positive_int(self.batch_size, "batch_size")
+        non_negative_int(self.seed, "seed")
+        number(self.lr, "lr", minimum=0.0, strict=True)
+        number(self.beta, "beta", minimum=0.0)
 
 
 def train_vae(model: VAE, x: torch.Tensor, config: VAEConfig) -> History:
@@ -683,11 +677,9 @@ def train_vae(model: VAE, x: torch.Tensor, config: VAEConfig) -> History:
     reconstruction + β·KL; with β = 1, ``-loss`` is the ELBO), ``"reconstruction"`` (-log p(x|z)) and ``"kl"``
     (KL(q(z|x) ‖ p(z))). Batch order and ε come from one generator seeded with ``config.seed``.
     """
-    if not isinstance(model, VAE):
-        raise TypeError(f"model must be a VAE, got {type(model).__name__}")
+    instance(model, VAE, "model")
+    instance(config, VAEConfig, "config")
     _check_training_data(model, x, ("encode", "decode"))
-    if not isinstance(config, VAEConfig):
-        raise TypeError(f"config must be a VAEConfig, got {type(config).__name__}")
     if float(x.min()) < 0 or float(x.max()) > 1:
         raise ValueError(f"x must hold values in [0, 1] (Bernoulli pixels), got [{float(x.min())}, {float(x.max())}]")
     gen = torch.Generator().manual_seed(config.seed)

@@ -80,8 +80,7 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """
     extra = grad.ndim - len(shape)
     if extra < 0:
-        raise ValueError(
-            f"shape {shape} has more dimensions than the gradient {grad.shape}")
+        raise ValueError(f"shape {shape} has more axes than grad {grad.shape}")
     # the axes that broadcasting added in front
     summed = grad.sum(axis=tuple(range(extra))) if extra else grad
     # the axes it stretched from size 1
@@ -101,8 +100,7 @@ def _axes(axis: int | Sequence[int] | None, ndim: int,
     items = tuple(axis) if isinstance(axis, Sequence) else (axis,)
     if not all(type(a) is not bool and isinstance(a, int | np.integer)
                for a in items):
-        raise TypeError(f"{name} must be an int, a sequence of ints or "
-                        f"None, got {axis!r}")
+        raise TypeError(f"{name} must be int(s) or None, got {axis!r}")
     return normalize_axis_tuple(items, ndim, name)
 
 
@@ -246,8 +244,7 @@ class Tensor:
         other = _as_tensor(other)
         for side, t in (("left operand", self), ("right operand", other)):
             if t.ndim < 2:
-                raise ValueError("matmul needs at least 2-D operands; the "
-                                 f"{side} has shape {t.shape}")
+                raise ValueError(f"matmul: {side} must be 2-D, got {t.shape}")
         # (..., n, k) @ (..., k, m) -> (..., n, m)
         out = Tensor._result(self.data @ other.data, (self, other), "@")
 
@@ -385,16 +382,10 @@ class Tensor:
         PyTorch: call :func:`zero_grad` on the parameters between steps, and
         run the forward pass again (a fresh graph) for every backward pass.
         """
-        if gradient is None:
-            if self.data.size != 1:
-                raise ValueError("gradient must be given for a non-scalar "
-                                 f"tensor of shape {self.shape}")
-            seed = np.ones_like(self.data)
-        else:
-            seed = np.asarray(gradient, dtype=np.float64)
-            if seed.shape != self.shape:
-                raise ValueError("gradient must have the tensor's shape "
-                                 f"{self.shape}, got {seed.shape}")
+        ones = np.ones_like(self.data)  # dL/dL = 1 for a scalar L
+        seed = ones if gradient is None else np.asarray(gradient, float)
+        if seed.shape != self.shape or (gradient is None and seed.size != 1):
+            raise ValueError(f"gradient of shape {self.shape} is needed")
         self.grad = self.grad + seed
         # each node after every node that uses it: its gradient is complete
         # before it is passed on
@@ -482,12 +473,9 @@ def cross_entropy(input: Tensor, target: ArrayLike,
     one_of(reduction, "reduction", ("mean", "sum"))
     labels = np.asarray(target)
     B, K = input.shape
-    if labels.shape != (B,) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"target must be {B} integer class labels, got "
-                         f"{labels.dtype} of shape {labels.shape}")
-    if B and (labels.min() < 0 or labels.max() >= K):
-        raise ValueError(f"target must hold labels in [0, {K}), got values in "
-                         f"[{labels.min()}, {labels.max()}]")
+    if (labels.shape != (B,) or not np.issubdtype(labels.dtype, np.integer)
+            or (B and (labels.min() < 0 or labels.max() >= K))):
+        raise ValueError(f"target must be {B} ints in [0, {K}), got {labels}")
     rows = np.arange(B)
     log_p = input.data - _logsumexp(input.data, axis=1)  # (B, K) log-softmax
     per_example = -log_p[rows, labels]                     # (B,)
@@ -655,8 +643,7 @@ def mlp(x: Tensor, params: Sequence[Tensor]) -> Tensor:
     weight, (H, D): ``x @ linear.weight.T`` is the same map.)
     """
     if len(params) != 4:
-        raise ValueError(
-            f"params must be [W1, b1, W2, b2], got {len(params)} tensors")
+        raise ValueError(f"params must be [W1, b1, W2, b2], got {len(params)}")
     W1, b1, W2, b2 = params
     h = relu(x @ W1 + b1)  # (B, H)
     return h @ W2 + b2     # (B, K)

@@ -50,7 +50,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dlbook._checks import check_tensor, flag, non_negative_int, one_of, positive_int
+from dlbook._checks import (
+    check_tensor,
+    flag,
+    has_shape,
+    instance,
+    integer_tensor,
+    non_negative_int,
+    one_of,
+    positive_int,
+)
 
 __all__ = [
     "MNIST_CLASSES",
@@ -172,13 +181,10 @@ class ImageData:
 
     def __post_init__(self) -> None:
         images = check_tensor(self.images, "images", (4,), floating=False)  # (N, C, H, W)
-        labels = check_tensor(self.labels, "labels", (1,), floating=False)  # (N,)
+        labels = integer_tensor(self.labels, "labels", (1,), values=range(len(self.classes)))  # (N,), one per class
         if images.dtype != torch.uint8 or labels.dtype != torch.int64 or len(labels) != len(images):
             raise ValueError(f"images must be uint8 (N, C, H, W) and labels int64 (N,), got images {images.dtype} "
                              f"{tuple(images.shape)} and labels {labels.dtype} {tuple(labels.shape)}")
-        if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < len(self.classes):
-            raise ValueError(f"labels must lie in 0..{len(self.classes) - 1} (one per class), got "
-                             f"{int(labels.min())}..{int(labels.max())}")
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -207,12 +213,9 @@ class TransformedImages(torch.utils.data.Dataset):
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor,
                  transform: Callable[[torch.Tensor], torch.Tensor]) -> None:
-        if images.ndim != 4 or labels.shape != (images.shape[0],):
-            raise ValueError(f"images must be (N, C, H, W) and labels (N,), got {tuple(images.shape)} and "
-                             f"{tuple(labels.shape)}")
-        if not callable(transform):
-            raise TypeError(f"transform must be callable, got {transform!r}")
-        self.images, self.labels, self.transform = images, labels, transform
+        check_tensor(images, "images", (4,), floating=False)  # (N, C, H, W)
+        has_shape(labels, "labels", (len(images),))
+        self.images, self.labels, self.transform = images, labels, instance(transform, Callable, "transform")
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -487,11 +490,7 @@ def channel_stats(images: torch.Tensor, *, chunk_size: int = 2048) -> tuple[torc
     The sums run in float64 over ``chunk_size`` images at a time (two passes: the mean, then the squared
     deviations), so CIFAR-10's 50,000 images never need a 1.2 GB float64 copy. Returns two (C,) float64 tensors.
     """
-    check_tensor(images, "images", (4,), floating=False)  # (N, C, H, W)
-    if images.dtype != torch.uint8 and not images.is_floating_point():
-        raise TypeError(f"images must be uint8 (0..255) or floating point (0..1), got dtype {images.dtype}")
-    if images.numel() == 0:
-        raise ValueError(f"images must not be empty, got shape {tuple(images.shape)}")
+    _check_images(images)
     positive_int(chunk_size, "chunk_size")
     N, C, H, W = images.shape
     scale = 255.0 if images.dtype == torch.uint8 else 1.0
@@ -505,6 +504,14 @@ def channel_stats(images: torch.Tensor, *, chunk_size: int = 2048) -> tuple[torc
         dev = images[start : start + chunk_size].double() - mean.view(1, C, 1, 1)  # (b, C, H, W)
         squares += (dev * dev).sum(dim=(0, 2, 3))  # (C,)
     return mean / scale, (squares / count).sqrt() / scale  # (C,), (C,) on the [0, 1] scale
+
+
+def _check_images(images: object) -> None:
+    check_tensor(images, "images", (4,), floating=False)  # (N, C, H, W)
+    if images.dtype != torch.uint8 and not images.is_floating_point():
+        raise TypeError(f"images must be uint8 (0..255) or floating point (0..1), got dtype {images.dtype}")
+    if images.numel() == 0:
+        raise ValueError(f"images must not be empty, got shape {tuple(images.shape)}")
 
 
 def mean_of_image_stds(images: torch.Tensor, *, correction: int = 1) -> torch.Tensor:
@@ -521,11 +528,7 @@ def mean_of_image_stds(images: torch.Tensor, *, correction: int = 1) -> torch.Te
     ``correction=1``, summed and divided by N), the source of the widely copied CIFAR-10 std (0.2023, 0.1994, 0.2010).
     Images are uint8 (0..255) or float (0..1), (N, C, H, W).
     """
-    check_tensor(images, "images", (4,), floating=False)  # (N, C, H, W)
-    if images.dtype != torch.uint8 and not images.is_floating_point():
-        raise TypeError(f"images must be uint8 (0..255) or floating point (0..1), got dtype {images.dtype}")
-    if images.numel() == 0:
-        raise ValueError(f"images must not be empty, got shape {tuple(images.shape)}")
+    _check_images(images)
     one_of(correction, "correction", (0, 1))
     scale = 255.0 if images.dtype == torch.uint8 else 1.0
     per_image = images.double().std(dim=(2, 3), correction=correction)  # (N, C): each image around its own mean
@@ -574,19 +577,11 @@ def parse_idx_header(data: bytes) -> tuple[torch.dtype, tuple[int, ...], int]:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise TypeError(f"data must be bytes, got {type(data).__name__}")
     data = bytes(data[:4 + 4 * 255])
-    if len(data) < 4:
-        raise ValueError(f"data is too short for an IDX header: {len(data)} bytes, need at least 4")
-    if data[0] != 0 or data[1] != 0:
-        raise ValueError(f"data is not an IDX file: it must start with two zero bytes, got {data[:4].hex(' ')}")
-    code, ndim = data[2], data[3]
-    if code not in IDX_TYPES:
-        raise ValueError(f"data has an unknown IDX type code 0x{code:02X} (known: "
-                         f"{', '.join(f'0x{c:02X}' for c in IDX_TYPES)})")
-    if ndim == 0:
-        raise ValueError("data declares 0 dimensions; an IDX file has at least one")
+    code, ndim = data[2:4] if len(data) >= 4 else (0, 0)
     offset = 4 + 4 * ndim
-    if len(data) < offset:
-        raise ValueError(f"data is too short: {ndim} dimensions need a {offset}-byte header, got {len(data)} bytes")
+    if data[:2] != bytes(2) or code not in IDX_TYPES or ndim == 0 or len(data) < offset:
+        raise ValueError(f"data is not an IDX header (two zero bytes, a type code in {[hex(c) for c in IDX_TYPES]}, "
+                         f"ndim >= 1, ndim sizes: 4 + 4 * ndim bytes), got {len(data)} bytes: {data[:8].hex(' ')}")
     shape = struct.unpack(f">{ndim}I", data[4:offset])
     return IDX_TYPES[code][0], tuple(int(s) for s in shape), offset
 
@@ -607,8 +602,7 @@ def read_idx(path: str | os.PathLike) -> torch.Tensor:
     big = np.dtype(IDX_TYPES[_IDX_CODE_OF[dtype]][1])
     count = math.prod(shape)
     if len(raw) - offset != count * big.itemsize:
-        raise ValueError(f"path {os.fspath(path)!r}: the header promises {count} values of {big.itemsize} byte(s) "
-                         f"(shape {shape}), but {len(raw) - offset} bytes follow it")
+        raise ValueError(f"path {os.fspath(path)!r}: the header promises {count} values, got {len(raw) - offset} bytes")
     values = np.frombuffer(raw, dtype=big, count=count, offset=offset).astype(big.newbyteorder("="))  # a copy
     return torch.from_numpy(values).reshape(shape)
 
@@ -620,12 +614,9 @@ def write_idx(path: str | os.PathLike, tensor: torch.Tensor) -> None:
     """
     check_tensor(tensor, "tensor", floating=False)
     if tensor.dtype not in _IDX_CODE_OF:
-        raise TypeError(f"tensor has dtype {tensor.dtype}, which IDX cannot store (it stores "
-                        f"{', '.join(str(d) for d in _IDX_CODE_OF)})")
-    if not 1 <= tensor.ndim <= 255:
-        raise ValueError(f"tensor must have 1 to 255 dimensions for IDX, got {tensor.ndim}")
-    if any(s >= 2**32 for s in tensor.shape):
-        raise ValueError(f"tensor has a dimension too large for IDX's uint32 sizes: {tuple(tensor.shape)}")
+        raise TypeError(f"tensor has dtype {tensor.dtype}, which IDX cannot store (it stores {list(_IDX_CODE_OF)})")
+    if not 1 <= tensor.ndim <= 255 or max(tensor.shape) >= 2**32:  # IDX stores ndim in a byte, each size in a uint32
+        raise ValueError(f"tensor must have 1 to 255 dimensions, each < 2**32, for IDX, got {tuple(tensor.shape)}")
     code = _IDX_CODE_OF[tensor.dtype]
     header = bytes([0, 0, code, tensor.ndim]) + struct.pack(f">{tensor.ndim}I", *tensor.shape)
     body = tensor.detach().cpu().contiguous().numpy().astype(IDX_TYPES[code][1]).tobytes()  # big-endian bytes
@@ -641,9 +632,7 @@ def cifar_rows_to_images(rows: torch.Tensor) -> torch.Tensor:
     Each row holds the 1024 red values of a 32×32 image (row-major), then the 1024 green, then the 1024 blue: so a
     plain reshape gives channels first. (torchvision then transposes to (N, 32, 32, 3) for PIL.)
     """
-    if check_tensor(rows, "rows", (2,), floating=False).shape[1] != 3 * 32 * 32:
-        raise ValueError(f"rows must have shape (N, 3072), got {tuple(rows.shape)}")
-    return rows.reshape(-1, 3, 32, 32)  # (N, 3, 32, 32)
+    return has_shape(rows, "rows", (None, 3 * 32 * 32)).reshape(-1, 3, 32, 32)  # (N, 3, 32, 32)
 
 
 def read_cifar_batch(path: str | os.PathLike, label_key: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -655,11 +644,10 @@ def read_cifar_batch(path: str | os.PathLike, label_key: str | None = None) -> t
     """
     with open(path, "rb") as f:
         entry = pickle.load(f, encoding="latin1")
-    if not isinstance(entry, dict) or "data" not in entry:
-        raise ValueError(f"path {os.fspath(path)!r} is not a CIFAR batch: expected a dict with a 'data' entry")
-    key = label_key if label_key is not None else ("labels" if "labels" in entry else "fine_labels")
-    if key not in entry:
-        raise ValueError(f"label_key={key!r} is not in {os.fspath(path)!r}; its keys are {sorted(entry)}")
+    keys = sorted(entry) if isinstance(entry, dict) else []
+    key = label_key if label_key is not None else ("labels" if "labels" in keys else "fine_labels")
+    if "data" not in keys or key not in keys:
+        raise ValueError(f"path {os.fspath(path)!r} is not a CIFAR batch with 'data' and label_key={key!r}: {keys}")
     rows = torch.from_numpy(np.array(entry["data"], dtype=np.uint8))  # (N, 3072), a writable copy
     labels = torch.tensor(list(entry[key]), dtype=torch.long)  # (N,)
     images = cifar_rows_to_images(rows)  # (N, 3, 32, 32)
@@ -672,12 +660,10 @@ def write_cifar_batch(path: str | os.PathLike, images: torch.Tensor, labels: tor
                       label_key: str = "labels", extra: dict[str, object] | None = None) -> None:
     """Write images (N, 3, 32, 32) uint8 and labels (N,) as a pickled CIFAR batch: the inverse of
     :func:`read_cifar_batch`. ``extra`` adds entries (e.g. ``{"coarse_labels": [...]}`` for CIFAR-100)."""
-    images, labels = check_tensor(images, "images", floating=False), check_tensor(labels, "labels", floating=False)
-    if images.dtype != torch.uint8 or images.shape[1:] != (3, 32, 32) or labels.shape != images.shape[:1]:
-        raise ValueError(f"images must be uint8 (N, 3, 32, 32) and labels (N,), got images {images.dtype} "
-                         f"{tuple(images.shape)} and labels {tuple(labels.shape)}")
-    if label_key in ("data", "batch_label", "filenames"):
-        raise ValueError(f"label_key must not be one of CIFAR's other entries, got {label_key!r}")
+    has_shape(images, "images", (None, 3, 32, 32))
+    has_shape(labels, "labels", (len(images),))
+    if images.dtype != torch.uint8 or label_key in ("data", "batch_label", "filenames"):  # CIFAR's other entries
+        raise ValueError(f"images must be uint8 and label_key a new entry, got {images.dtype} and {label_key!r}")
     N = images.shape[0]
     entry: dict[str, object] = {
         "batch_label": f"{Path(path).name} ({N} images)",

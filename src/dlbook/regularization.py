@@ -47,8 +47,8 @@ from dlbook import _checks
 from dlbook._checks import (
     check_tensor,
     dim_size,
+    divides,
     flag,
-    function,
     has_shape,
     instance,
     non_negative_int,
@@ -354,7 +354,7 @@ def clip_gradients(grads: Sequence[torch.Tensor], max_norm: float,
 # ---------------------------------------------------------------- gradient penalty
 def _input_and_output(model: object, x: object) -> tuple[torch.Tensor, torch.Tensor]:
     """``x`` as a leaf that records its gradient, and ``model(x)``."""
-    model, x = function(model, "model"), check_tensor(x, "x", min_ndim=1)  # x (B, ...): batch dimension first
+    model, x = instance(model, Callable, "model"), check_tensor(x, "x", min_ndim=1)  # x (B, ...): batch dimension first
     if not x.requires_grad:  # a leaf that records its gradient; the caller's x stays
         x = x.detach().requires_grad_(True)
     out = check_tensor(model(x), "model(x)", min_ndim=1)  # (B, ...)
@@ -425,7 +425,7 @@ def double_backprop_penalty(
     the chain rule ``∇ₓ ℓᵢ = Jᵢᵀ ∂ℓᵢ/∂f``: the Jacobian weighted by the error, so the
     penalty fades on examples the model already fits. Returns a 0-dim tensor.
     """
-    function(loss_fn, "loss_fn")
+    instance(loss_fn, Callable, "loss_fn")
     x, out = _input_and_output(model, x)  # (B, ...), (B, ...)
     B = x.shape[0]
     dim_size(check_tensor(target, "target", min_ndim=1, floating=False), 0, B, "target", " (one row per example)")
@@ -621,10 +621,8 @@ def fit_full_batch(
     divide ``steps``); after each, in ``eval()`` mode and without the penalty, the history records
     ``"train_loss"``, ``"val_loss"`` and, for integer class labels, ``"val_accuracy"``; ``epoch_steps`` says when.
     """
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if positive_int(steps, "steps") % positive_int(eval_every, "eval_every"):
-        raise ValueError(f"steps must be a multiple of eval_every={eval_every}, got {steps}")
+    instance(model, torch.nn.Module, "model")
+    divides(positive_int(eval_every, "eval_every"), positive_int(steps, "steps"), "eval_every", "steps")
 
     def objective(m, batch):
         x, y = batch

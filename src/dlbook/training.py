@@ -305,8 +305,7 @@ class ParallelRun:
 def _check_batches(batches: Sequence[tuple[torch.Tensor, torch.Tensor]], world_size: int) -> None:
     uneven = [t for t, (x, y) in enumerate(batches) if len(x) != len(y) or len(x) % world_size]
     if not batches or uneven:
-        raise ValueError(f"batches must be (inputs, targets) pairs that split evenly across world_size={world_size} "
-                         f"processes, got {len(batches)} batches, uneven at {uneven}")
+        raise ValueError(f"batches must be non-empty pairs split evenly by world_size={world_size}; uneven: {uneven}")
 
 
 def train_single_process(model: torch.nn.Module, batches: Sequence[tuple[torch.Tensor, torch.Tensor]], *,

@@ -553,14 +553,10 @@ class TrainSettings:
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "eval_every", "eval_windows"):
             positive_int(getattr(self, name), name)
-        if self.steps % self.eval_every:
-            raise ValueError(f"steps must be a multiple of eval_every={self.eval_every}, got {self.steps}")
-        if self.objective not in ("causal", "masked"):
-            raise ValueError(f"objective must be 'causal' or 'masked', got {self.objective!r}")
-        if self.objective == "masked" and self.mask_id is None:
+        divides(self.eval_every, self.steps, "eval_every", "steps")
+        number(self.lr, "lr", minimum=0.0, strict=True)
+        if one_of(self.objective, "objective", ("causal", "masked")) == "masked" and self.mask_id is None:
             raise ValueError("mask_id must be given for objective='masked'")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr!r}")
 
 
 @dataclass(frozen=True)
@@ -612,11 +608,9 @@ def train_lm(
     ``eval_every`` steps; after each, the history records ``"loss"`` (the mean training loss of those steps) and
     ``"val_loss"``, the loss on a fixed set of ``eval_windows`` windows of ``val_data``; ``epoch_steps`` says when.
     """
-    if not isinstance(settings, TrainSettings):
-        raise TypeError(f"settings must be a TrainSettings, got {type(settings).__name__}")
+    instance(settings, TrainSettings, "settings")
     if model.causal != (settings.objective == "causal"):
-        raise ValueError(f"objective={settings.objective!r} needs a {'bidirectional' if model.causal else 'causal'}"
-                         f" model, got causal={model.causal}")
+        raise ValueError(f"objective={settings.objective!r} does not fit a model with causal={model.causal}")
     T, V = model.config.block_size, model.config.vocab_size
     val_gen = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
     val_batch = _Windows(val_data, 1, settings.eval_windows, T, V, settings, val_gen).draw()  # the same every time

@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dlbook._checks import one_of
+from dlbook._checks import instance, one_of
 
 __all__ = [
     "MODE_ENV",
@@ -112,20 +112,13 @@ def _check_params(params: Mapping[str, Sequence[Any]], defaults: Mapping[str, An
     if not isinstance(params, Mapping) or not params:
         raise ValueError("params must be a non-empty mapping of parameter name -> sequence of slider values")
     for name, values in params.items():
-        if not isinstance(name, str) or not name.isidentifier():
-            raise ValueError(f"parameter names must be identifiers, got {name!r}")
-        if isinstance(values, str | bytes) or not isinstance(values, Sequence) or len(values) == 0:
-            raise ValueError(f"params[{name!r}] must be a non-empty list of values, got {values!r}")
-        if len({_label(v) for v in values}) != len(values):
-            raise ValueError(f"params[{name!r}] has repeated values: {list(values)!r}")
-    chosen = {name: values[0] for name, values in params.items()}
-    for name, value in (defaults or {}).items():
-        if name not in params:
-            raise ValueError(f"defaults names {name!r}, which is not a parameter (parameters: {list(params)})")
-        if value not in params[name]:
-            raise ValueError(f"defaults[{name!r}]={value!r} is not one of the slider values {list(params[name])!r}")
-        chosen[name] = value
-    return chosen
+        if not (isinstance(name, str) and name.isidentifier() and isinstance(values, Sequence)
+                and not isinstance(values, str | bytes) and 0 < len(values) == len({_label(v) for v in values})):
+            raise ValueError(f"params[{name!r}] must be a non-empty list without repeated values, name an identifier")
+    defaults = dict(defaults or {})
+    if any(name not in params or value not in params[name] for name, value in defaults.items()):
+        raise ValueError(f"defaults {defaults}: a name not a parameter or a value not one of the slider values")
+    return {name: defaults.get(name, values[0]) for name, values in params.items()}
 
 
 @dataclass
@@ -282,15 +275,13 @@ def _static_figure(render, grid, initial, dpi, title, image_format, budget: Fram
     n_frames = math.prod(len(values) for values in grid.values())
     sizes = " x ".join(f"{len(v)} {k}" for k, v in grid.items())
     if n_frames > budget.max_frames:
-        raise ValueError(f"slider grid too large to precompute for the static site: {sizes} = {n_frames} frames "
-                         f"(budget: {budget.max_frames}); use fewer values per slider or split the figure")
+        raise ValueError(f"slider grid too large to precompute: {sizes} = {n_frames} frames > {budget.max_frames}")
     frames: dict[str, bytes] = {}
     for combo in itertools.product(*grid.values()):
         values = dict(zip(grid, combo, strict=True))
         frames[frame_key(values)] = render_png(render(**values), dpi=dpi, image_format=image_format)
         if sum(map(len, frames.values())) > budget.max_bytes:
-            raise ValueError(f"slider frames exceed the page budget of {budget.max_bytes:,} bytes after "
-                             f"{len(frames)} of {n_frames} frames; lower dpi, shrink the figure or use fewer values")
+            raise ValueError(f"slider frames exceed the page budget of {budget.max_bytes:,} bytes: lower dpi or values")
     idle = _idle_sliders(grid, frames)
     if idle:
         raise ValueError(f"slider {idle[0]!r} never changes the figure: every value of it renders the same frame")
@@ -431,8 +422,7 @@ def html_app(body: str, script: str, config: Mapping[str, Any], *, css: str = ""
     ``(root, config)``: ``root`` is that ``<div>`` (query inside it only, so several apps on one page never collide)
     and ``config`` is ``config`` serialised as JSON. Works in the static site, JupyterLab, VS Code and Colab alike.
     """
-    if not isinstance(config, Mapping):
-        raise TypeError(f"config must be a mapping (it is passed to the script as JSON), got {type(config).__name__}")
+    instance(config, Mapping, "config")  # passed to the script as JSON
     uid = f"dlbook-app-{secrets.token_hex(4)}"
     payload = json.dumps(dict(config)).replace("</", "<\\/")
     js = (
