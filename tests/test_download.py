@@ -60,6 +60,7 @@ def bundle(site_dir, tmp_path_factory) -> Path:
     return target / "dlbook"
 
 
+@pytest.mark.slow
 def test_bundle_holds_every_chapter_the_wheel_and_the_two_commands(bundle):
     assert sorted(str(p.relative_to(bundle)) for p in bundle.rglob("*.ipynb")) == CHAPTERS
     wheels = list(bundle.glob("dlbook-*.whl"))
@@ -72,6 +73,7 @@ def test_bundle_holds_every_chapter_the_wheel_and_the_two_commands(bundle):
     assert modules <= names, f"modules missing from the wheel: {sorted(modules - names)}"
 
 
+@pytest.mark.slow
 def test_every_page_offers_the_bundle(site_dir):
     missing = [p for p in toc_pages() if "download-bundle-button" not in (site_dir / p).read_text(encoding="utf-8")]
     assert not missing, f"pages without the bundle in their download menu: {missing}"
