@@ -179,3 +179,18 @@ def test_chapter_pages_are_light_and_frames_are_files(site_dir):
               if re.search(r'<img class="dlbook-frame"[^>]*src="data:', (site_dir / p).read_text(encoding="utf-8"))]
     assert not inline, f"pages with inline slider frames: {inline}"
     assert any((site_dir / "_images" / "frames").iterdir())
+
+
+def test_figures_keep_their_shape_on_a_phone(browser, site_url):
+    """A figure narrower than its natural size is scaled, not squeezed: its shown aspect ratio is its own."""
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    squeezed = []
+    for path in [p for p in toc_pages() if p.count("/") == 2]:
+        page.goto(f"{site_url}/{path}", wait_until="load")
+        squeezed += page.evaluate("""() => [...document.querySelectorAll('div.cell_output img')]
+            .filter(i => i.complete && i.naturalWidth > 0 && i.width > 0)
+            .filter(i => Math.abs((i.width / i.height) / (i.naturalWidth / i.naturalHeight) - 1) > 0.02)
+            .map(i => location.pathname + ' ' + i.width + 'x' + i.height)""")
+    context.close()
+    assert not squeezed, f"figures shown with another aspect ratio than their own: {squeezed[:5]}"
