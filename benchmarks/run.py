@@ -146,6 +146,14 @@ def chapter_times() -> dict[str, float]:
     return out
 
 
+def _ratio_columns(r: dict, target: float | None, *extra: float) -> str:
+    """One table row after its name: ours and torch in ms, their ratio, the target, any extra columns, and a flag."""
+    flag = "" if target is None or r["ratio"] <= target else "  over target"
+    columns = "".join(f"{x:10.2f}" for x in extra)
+    return (f"{r['ours_ms']:10.2f}{r['torch_ms']:10.2f}{r['ratio']:8.2f}"
+            f"{'' if target is None else f'{target:8.1f}':8s}{columns}{flag}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
@@ -162,19 +170,13 @@ def main() -> None:
     ops = {} if args.skip_ops else op_benchmarks(args.repeats)
     print(f"{'operator':30s}{'ours ms':>10s}{'torch ms':>10s}{'ratio':>8s}{'target':>8s}")
     for name, r in ops.items():
-        target = TARGETS.get(name)
-        flag = "" if target is None or r["ratio"] <= target else "  over target"
-        print(f"{name:30s}{r['ours_ms']:10.2f}{r['torch_ms']:10.2f}{r['ratio']:8.2f}"
-              f"{'' if target is None else f'{target:8.1f}'}{flag}")
+        print(f"{name:30s}{_ratio_columns(r, TARGETS.get(name))}")
     lengths = {} if args.skip_lengths else attention_by_length(args.repeats, tuple(args.lengths))
     if lengths:
         print("\nflash_attention vs F.scaled_dot_product_attention, one head, E = 64, float32, blocks of 64 keys")
         print(f"{'T':>6s}{'ours ms':>10s}{'torch ms':>10s}{'ratio':>8s}{'target':>8s}{'ours MB':>10s}{'torch MB':>10s}")
     for T, r in lengths.items():
-        target = LENGTH_TARGETS.get(T)
-        flag = "" if target is None or r["ratio"] <= target else "  over target"
-        print(f"{T:6d}{r['ours_ms']:10.2f}{r['torch_ms']:10.2f}{r['ratio']:8.2f}"
-              f"{'' if target is None else f'{target:8.1f}':8s}{r['ours_mb']:10.2f}{r['torch_mb']:10.2f}{flag}")
+        print(f"{T:6d}{_ratio_columns(r, LENGTH_TARGETS.get(T), r['ours_mb'], r['torch_mb'])}")
     chapters = {} if args.skip_chapters else chapter_times()
     for name, s in chapters.items():
         print(f"{name:48s}{s:7.1f} s{'  over budget' if s > CHAPTER_BUDGET_S else ''}")
