@@ -97,7 +97,7 @@ def chapter_key(nb: nbformat.NotebookNode, code_hash: str, package_dir: Path, re
 
 @dataclass
 class ChapterRun:
-    """What happened to one chapter: ``status`` is "cached", "executed" or "failed"."""
+    """What happened to one chapter: ``status`` is "cached", "executed", "failed" or "stale" (not executed)."""
     path: Path
     status: str
     seconds: float = 0.0
@@ -124,10 +124,10 @@ def _execute(path: Path, timeout: int, widgets: str, threads: int) -> tuple[nbfo
 
 def execute_chapters(paths: list[Path], cache_dir: Path, *, package_dir: Path, requirements: Path, data_dir: Path,
                      widgets: str, timeout: int = 300, workers: int | None = None,
-                     log=print) -> dict[Path, ChapterRun]:
+                     log=print, execute: bool = True) -> dict[Path, ChapterRun]:
     """Execute the chapters whose key changed, with ``DLBOOK_WIDGETS=widgets``, ``workers`` at a time (default: one per
     core), longest first, and store their outputs in the jupyter-cache at ``cache_dir``. Returns what happened to each
-    chapter."""
+    chapter. With ``execute=False`` nothing runs: the chapters that would have run come back with status "stale"."""
     cache = get_cache(str(cache_dir))
     records = cache.list_cache_records()
     todo, runs = [], {}
@@ -142,6 +142,8 @@ def execute_chapters(paths: list[Path], cache_dir: Path, *, package_dir: Path, r
         previous = [r for r in records if r.uri == str(path)]
         guess = max([(r.data or {}).get("execution_seconds", 0.0) for r in previous] + [0.0])
         todo.append((guess, path))
+    if not execute:
+        return runs | {path: ChapterRun(path, "stale") for _, path in todo}
     todo.sort(key=lambda item: -item[0])  # longest first: the last chapter to start is a short one
     cores = os.cpu_count() or 1
     workers = max(1, min(len(todo), workers or cores))
@@ -216,7 +218,12 @@ def _execute_stale(app) -> None:
     runs = execute_chapters(book_notebooks(app), Path(app.config.nb_execution_cache_path), package_dir=package_dir,
                             requirements=srcdir / "requirements.txt", data_dir=data_dir,
                             widgets=os.environ.get("DLBOOK_WIDGETS", "live"),
-                            timeout=app.config.nb_execution_timeout, log=logger.info)
+                            timeout=app.config.nb_execution_timeout, log=logger.info,
+                            execute=app.config.dlbook_execute)
+    stale = [r for r in runs.values() if r.status == "stale"]
+    if stale:  # a build that must not execute (the Chinese edition reads the English edition's outputs)
+        raise ExtensionError("these chapters have no up-to-date outputs; build the English edition first: "
+                             + ", ".join(str(r.path.relative_to(srcdir)) for r in stale))
     failed = [r for r in runs.values() if r.status == "failed"]
     if failed:
         raise ExtensionError("chapters failed to execute:\n" + "\n\n".join(
@@ -238,6 +245,7 @@ def _outdated(app, env, added, changed, removed) -> list[str]:
 
 
 def setup(app):
+    app.add_config_value("dlbook_execute", True, "env")  # False: use the cached outputs, never execute
     app.connect("config-inited", _set_cache_path)
     app.connect("builder-inited", _execute_stale)
     app.connect("env-get-outdated", _outdated)

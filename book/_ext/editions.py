@@ -1,0 +1,75 @@
+"""The book's editions: the English site, the Chinese site from the same executed chapters, and the message catalogues.
+
+    python book/_ext/editions.py zh [--path-output DIR]     Chinese site in DIR/_build/html/zh
+    python book/_ext/editions.py catalogues                 English messages -> book/locales/zh_CN/LC_MESSAGES/*.po
+
+The English edition is ``jupyter-book build .``; it executes the chapters whose outputs are stale and keeps the outputs
+in the execution cache (``dlbook_execute``). The Chinese edition is the same Sphinx project built with
+``language=zh_CN``: Sphinx replaces every paragraph, heading and table cell by its translation from the ``.po``
+catalogues, and the chapters' outputs come from the same cache, so code, numbers and figures cannot differ between the
+editions. It refuses to build if a chapter would have to be executed first (build the English edition first).
+
+The catalogues are made the usual way: Sphinx's ``gettext`` builder extracts the messages (without executing anything)
+and ``sphinx-intl update`` merges them into the ``.po`` files: a new message arrives untranslated, a changed one
+arrives marked fuzzy with its old translation, and a deleted one is dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCALES = ROOT / "book" / "locales"
+LANGUAGE = "zh_CN"
+EDITION_DIR = "zh"  # the Chinese site lives in <html>/zh/
+
+
+def _build(outdir: Path, doctreedir: Path, builder: str, overrides: dict) -> int:
+    """One Sphinx build of the book as ``jupyter-book build`` configures it, with ``overrides`` on top."""
+    from jupyter_book.sphinx import build_sphinx
+
+    config = {"external_toc_path": str(ROOT / "_toc.yml"), "latex_individualpages": False, "nitpicky": True}
+    return build_sphinx(ROOT, outdir, path_config=str(ROOT / "_config.yml"), noconfig=True,
+                        confoverrides=config | overrides, builder=builder, doctreedir=doctreedir,
+                        warningiserror=True, keep_going=True, quiet=True)
+
+
+def build_chinese(path_output: Path = ROOT) -> Path:
+    """Build the Chinese site into ``path_output/_build/html/zh`` from the cached outputs; return that folder."""
+    build = path_output / "_build"
+    outdir = build / "html" / EDITION_DIR
+    code = _build(outdir, build / ".doctrees-zh", "html",
+                  {"language": LANGUAGE, "locale_dirs": [str(LOCALES)], "gettext_compact": False,
+                   "dlbook_execute": False})
+    if code:
+        raise SystemExit(f"the Chinese edition failed to build (exit {code})")
+    return outdir
+
+
+def update_catalogues(path_output: Path = ROOT) -> Path:
+    """Extract the English messages and merge them into the ``.po`` files; return the folder of the catalogues."""
+    from sphinx_intl.basic import update
+
+    pot = path_output / "_build" / "gettext"
+    code = _build(pot, path_output / "_build" / ".doctrees-gettext", "gettext",
+                  {"gettext_compact": False, "gettext_location": False, "nb_execution_mode": "off",
+                   "project": "dlbook"})
+    if code:
+        raise SystemExit(f"extracting the messages failed (exit {code})")
+    update(str(LOCALES), str(pot), (LANGUAGE,), line_width=120)
+    return LOCALES / LANGUAGE / "LC_MESSAGES"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("zh", "catalogues"))
+    parser.add_argument("--path-output", type=Path, default=ROOT)
+    args = parser.parse_args(argv)
+    done = build_chinese(args.path_output) if args.what == "zh" else update_catalogues(args.path_output)
+    print(f"{args.what}: {done}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
