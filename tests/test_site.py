@@ -10,14 +10,20 @@ from sitecheck import check_static_slider_figure, real_errors, toc_pages
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
+# the English site and, in its folder zh/, the Chinese edition built from the same outputs (book/_ext/editions.py)
+EDITIONS = ["", "zh/"]
 
-def test_every_toc_page_exists(site_dir):
-    missing = [p for p in toc_pages() if not (site_dir / p).exists()]
+
+@pytest.mark.parametrize("edition", EDITIONS)
+def test_every_toc_page_exists(site_dir, edition):
+    missing = [p for p in toc_pages() if not (site_dir / edition / p).exists()]
     assert not missing, f"pages in _toc.yml missing from the build: {missing}"
 
 
+@pytest.mark.parametrize("edition", EDITIONS)
 @pytest.mark.parametrize("path", toc_pages())
-def test_page_loads_without_errors(page, site_url, path):
+def test_page_loads_without_errors(page, site_url, edition, path):
+    path = edition + path
     response = page.goto(f"{site_url}/{path}", wait_until="load")
     assert response is not None and response.ok, f"{path}: HTTP {response.status if response else 'none'}"
     page.wait_for_timeout(300)  # let MathJax and the slider scripts run
@@ -28,8 +34,9 @@ def test_page_loads_without_errors(page, site_url, path):
     assert not broken, f"{path}: images that did not load: {broken}"
 
 
-def test_math_renders_offline(page, site_url):
-    page.goto(f"{site_url}/book/convnets/convolution.html", wait_until="load")
+@pytest.mark.parametrize("edition", EDITIONS)
+def test_math_renders_offline(page, site_url, edition):
+    page.goto(f"{site_url}/{edition}book/convnets/convolution.html", wait_until="load")
     page.wait_for_function("() => document.querySelectorAll('mjx-container').length > 0", timeout=15000)
     raw = page.evaluate("() => document.body.innerText.includes('\\\\sum')")
     assert not raw, "raw TeX is visible: MathJax did not typeset the page"
@@ -73,10 +80,11 @@ def test_widget_ids_are_unique(page, site_url):
         assert len(ids) == len(set(ids)), f"{path}: two interactive figures share an id: {ids}"
 
 
+@pytest.mark.parametrize("edition", EDITIONS)
 @pytest.mark.parametrize("path", [p for p in toc_pages() if p.endswith(".html") and p.count("/") == 2])
-def test_every_slider_figure_swaps_frames(page, site_url, path):
+def test_every_slider_figure_swaps_frames(page, site_url, edition, path):
     """On every chapter, every precomputed slider figure shows the frame for the values its sliders are moved to."""
-    page.goto(f"{site_url}/{path}", wait_until="load")
+    page.goto(f"{site_url}/{edition}{path}", wait_until="load")
     widgets = page.locator("div.dlbook-interact")
     for i in range(widgets.count()):
         assert check_static_slider_figure(widgets.nth(i)) >= 1
@@ -146,13 +154,14 @@ def test_no_page_carries_a_launch_configuration_for_another_repository(site_dir)
     assert not leftovers, f"pages with a thebe/Binder launch configuration: {leftovers[:5]}"
 
 
+@pytest.mark.parametrize("edition", EDITIONS)
 @pytest.mark.parametrize("width", [390, 1280])
-def test_no_page_scrolls_sideways(browser, site_url, width):
+def test_no_page_scrolls_sideways(browser, site_url, width, edition):
     """The page itself never scrolls sideways (code blocks may scroll inside their own box)."""
     context = browser.new_context(viewport={"width": width, "height": 844})
     page = context.new_page()
     wide = []
-    for path in toc_pages():
+    for path in [edition + p for p in toc_pages()]:
         page.goto(f"{site_url}/{path}", wait_until="load")
         scroll, client = page.evaluate(
             "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
@@ -171,8 +180,10 @@ def test_search_puts_the_chapter_named_by_the_query_first(page, site_url, query,
     assert first.startswith(chapter), f"searching {query!r} lists {first!r} first"
 
 
-def test_chapter_pages_are_light_and_frames_are_files(site_dir):
+@pytest.mark.parametrize("edition", EDITIONS)
+def test_chapter_pages_are_light_and_frames_are_files(site_dir, edition):
     """Slider frames are files the page fetches when shown, not base64 in the HTML: every page stays under 400 KB."""
+    site_dir = site_dir / edition
     heavy = {p: (site_dir / p).stat().st_size for p in toc_pages() if (site_dir / p).stat().st_size > 400_000}
     assert not heavy, f"pages over 400 KB: {heavy}"
     inline = [p for p in toc_pages()
@@ -194,3 +205,43 @@ def test_figures_keep_their_shape_on_a_phone(browser, site_url):
             .map(i => location.pathname + ' ' + i.width + 'x' + i.height)""")
     context.close()
     assert not squeezed, f"figures shown with another aspect ratio than their own: {squeezed[:5]}"
+
+
+@pytest.mark.parametrize("path", ["book/intro.html", "book/convnets/padding.html", "book/glossary.html"])
+def test_the_language_switch_leads_to_the_same_page_in_the_other_edition(page, site_url, path):
+    page.goto(f"{site_url}/{path}", wait_until="load")
+    assert page.evaluate("() => document.documentElement.lang") == "en"
+    with page.expect_navigation():
+        page.locator("a.btn-language-switch").first.click()
+    assert page.url == f"{site_url}/zh/{path}"
+    assert page.evaluate("() => document.documentElement.lang") == "zh-CN"
+    with page.expect_navigation():
+        page.locator("a.btn-language-switch").first.click()
+    assert page.url == f"{site_url}/{path}"
+
+
+def test_the_chinese_edition_is_in_chinese(page, site_url):
+    page.goto(f"{site_url}/zh/book/convnets/padding.html", wait_until="load")
+    assert "填充" in page.locator("h1").first.inner_text()
+    prose = page.locator("article p").all_inner_texts()
+    chinese = [p for p in prose if re.search(r"[\u4e00-\u9fff]{8}", p)]
+    assert len(chinese) > 0.8 * len([p for p in prose if len(p) > 40]), "most paragraphs are not in Chinese"
+
+
+@pytest.mark.parametrize("query, page_path", [("卷积", "book/convnets/resampling.html"),
+                                              ("转置", "book/convnets/resampling.html"),
+                                              ("正则化", "book/training/regularization.html")])
+def test_chinese_search_finds_words_inside_compounds(page, site_url, query, page_path):
+    """The Chinese search index splits text into words (jieba): 卷积 finds the page about 转置卷积."""
+    page.goto(f"{site_url}/zh/search.html?q={query}", wait_until="load")
+    page.wait_for_selector("#search-results ul.search li", timeout=30_000)
+    hrefs = page.locator("#search-results ul.search li a").evaluate_all("links => links.map(a => a.href)")
+    assert any(h.split("?")[0].endswith(page_path) for h in hrefs), f"{query!r} does not find {page_path}: {hrefs}"
+
+
+def test_chinese_text_has_a_font_without_any_installed(page, site_url):
+    """The site serves its own CJK font: the font face for Chinese characters loads from the site."""
+    page.goto(f"{site_url}/zh/book/convnets/padding.html", wait_until="load")
+    faces = page.evaluate("""async () => (await document.fonts.load('16px "dlbook CJK"', '卷积填充步长'))
+        .map(f => f.status)""")
+    assert faces and all(status == "loaded" for status in faces), faces

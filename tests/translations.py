@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from babel.messages.pofile import read_po
+from markdown_it import MarkdownIt
+from mdit_py_plugins.dollarmath import dollarmath_plugin
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOGUES = ROOT / "book" / "locales" / "zh_CN" / "LC_MESSAGES"
@@ -51,9 +53,16 @@ def obsolete(path: Path) -> list[str]:
         return list(read_po(f).obsolete)
 
 
+def _is_display_maths(text: str) -> bool:
+    """A display equation's message is the equation alone, between newlines (the ``$$`` are not part of it)."""
+    return text.startswith("\n") and text.endswith("\n")
+
+
 def kept_verbatim(text: str) -> Counter:
-    """The parts of a message a translation must keep unchanged: roles (``{cite:p}`key```), inline code, maths and
-    link targets, each with its count."""
+    """The parts of a message a translation must keep unchanged: a display equation whole; else roles
+    (``{cite:p}`key```), inline code, maths and link targets, each with its count."""
+    if _is_display_maths(text):
+        return Counter([text])
     found: Counter = Counter()
     for pattern in (_ROLE, _CODE, _MATH):
         found.update(m.group(0) for m in pattern.finditer(text))
@@ -62,16 +71,30 @@ def kept_verbatim(text: str) -> Counter:
     return found
 
 
+_MARKDOWN = MarkdownIt("commonmark").use(dollarmath_plugin)
+
+
+def emphasis(text: str) -> Counter:
+    """How many bold and italic spans ``text`` renders to. A ``**`` between Chinese punctuation and a Chinese
+    character (``**半对。**它们``) does not close its span under CommonMark's rules and is shown as asterisks."""
+    return Counter(child.type for token in _MARKDOWN.parse(text) for child in token.children or []
+                   if child.type in ("strong_open", "em_open"))
+
+
 def markup_problems(message: Message) -> list[str]:
     """What the translation of ``message`` lost or added among the parts it must keep (empty when it kept them)."""
     english, chinese = kept_verbatim(message.english), kept_verbatim(message.chinese)
     lost = ["lost " + part for part in sorted(english - chinese)]
     added = ["added " + part for part in sorted(chinese - english)]
-    return lost + added
+    spans = [] if emphasis(message.english) == emphasis(message.chinese) else [
+        f"bold/italic spans {dict(emphasis(message.english))} became {dict(emphasis(message.chinese))}"]
+    return lost + added + spans
 
 
 def prose(text: str) -> str:
     """``text`` without what is not prose (maths, code, roles, link targets)."""
+    if _is_display_maths(text):
+        return ""
     for pattern in (_ROLE, _CODE, _MATH):
         text = pattern.sub(" ", text)
     return _TARGET.sub("]", text)
@@ -82,10 +105,18 @@ class Term:
     english: str
     chinese: str  # the glossary's term; a row's "(also ...)" variants are not accepted in its place
 
+    @property
+    def accepted(self) -> list[str]:
+        """The Chinese terms a translation may use: ``轮 / 轮次`` names two for one English word."""
+        return self.chinese.split(" / ") if " / " in self.chinese and "/" not in self.english else [self.chinese]
+
+    def spans(self, english_text: str) -> list[tuple[int, int]]:
+        """Where the prose of ``english_text`` uses the term as a word (or its plural; -ise and -ize alike)."""
+        words = re.escape(self.english).replace(r"\ ", r"[\s-]+").replace("is", "i[sz]").replace("iz", "i[sz]")
+        return [m.span() for m in re.finditer(rf"(?<![\w-]){words}(?:s|es)?(?![\w-])", prose(english_text), re.I)]
+
     def used_in(self, english_text: str) -> bool:
-        """Whether ``english_text`` uses the term as a word (or its plural), outside maths and code."""
-        words = re.escape(self.english).replace(r"\ ", r"[\s-]+")
-        return re.search(rf"(?<![\w-]){words}(?:s|es)?(?![\w-])", prose(english_text), re.I) is not None
+        return bool(self.spans(english_text))
 
 
 def glossary_terms(path: Path = GLOSSARY) -> list[Term]:
@@ -98,3 +129,40 @@ def glossary_terms(path: Path = GLOSSARY) -> list[Term]:
         chinese = re.split(r"\s*[(（]", cells[1])[0].strip()
         terms.append(Term(cells[0], chinese))
     return terms
+
+
+# English words whose glossary sense a string match cannot tell from another common sense: not checked.
+AMBIGUOUS = {
+    "code": "program code (代码) and an autoencoder's code (编码) are the same English word",
+    "kernel": "a Jupyter kernel (内核) and a convolution kernel (卷积核) are the same English word",
+}
+
+# Sentences where an English glossary word is not used in the glossary's sense, so its Chinese term would be wrong.
+# (catalogue, English term, the start of the English message) -> why.
+TERM_EXCEPTIONS: dict[tuple[str, str, str], str] = {
+    ("book/run", "window", "On Windows"): "the operating system",
+    ("book/attention/transformers", "bias", '*"Prompts were introduced'): "a prompt biasing answers (偏差), no weight",
+    ("book/attention/transformers", "bias", "Vaswani et al."): "a prompt biasing answers (偏差), no weight",
+    ("book/convnets/resampling", "shuffling", "The YOLOv2 paper"): "periodic shuffling (周期性重排) is not random",
+    ("book/convnets/resampling", "shuffling", '*"Space-to-depth (reorg)'): "periodic shuffling (周期性重排)",
+    ("book/convnets/resampling", "shuffling", "Dumoulin and Visin"): "periodic shuffling (周期性重排)",
+    ("book/training/forward-backprop", "bias", "**3. The optimiser"): "Adam's bias correction (偏差修正)",
+    ("book/convnets/pooling", "normalisation", '*"Lp-norm pooling applies'): "dividing by a norm (归一化)",
+}
+
+
+def used_terms(english: str, terms: list[Term]) -> list[Term]:
+    """The terms ``english`` uses, except where a use is part of a longer term's ("layer normalisation" uses the
+    term layer normalisation, not normalisation)."""
+    spans = {term: term.spans(english) for term in terms if term.english not in AMBIGUOUS}
+    every = [span for found in spans.values() for span in found]
+    return [term for term, found in spans.items()
+            if any(not any(a <= s and e <= b and (a, b) != (s, e) for a, b in every) for s, e in found)]
+
+
+def missing_terms(message: Message, terms: list[Term]) -> list[Term]:
+    """The glossary terms the English message uses whose Chinese term its translation lacks (exceptions excused)."""
+    return [term for term in used_terms(message.english, terms)
+            if not any(chinese in message.chinese for chinese in term.accepted)
+            and not any(key[0] == message.catalogue and key[1] == term.english and message.english.startswith(key[2])
+                        for key in TERM_EXCEPTIONS)]

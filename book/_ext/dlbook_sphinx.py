@@ -91,7 +91,35 @@ def _frames(app, pagename, templatename, context, doctree):
                                           lambda name: context["pathto"](name, 1))
 
 
+# the Chinese edition is the English site's subfolder zh/ (book/_ext/editions.py builds it)
+EDITIONS = {"en": ("English", "Read this page in English"), "zh_CN": ("中文", "阅读本页的中文版")}
+
+
+def counterpart(pagename: str, language: str | None) -> tuple[str, str]:
+    """The other edition's language and the URL of the same page there, relative to the page ``pagename``.
+
+    ``book/convnets/padding`` in English links to ``../../zh/book/convnets/padding.html``; in Chinese (one folder
+    deeper) to ``../../../book/convnets/padding.html``.
+    """
+    up = "../" * pagename.count("/")
+    if (language or "en").startswith("zh"):
+        return "en", f"{up}../{pagename}.html"
+    return "zh_CN", f"{up}zh/{pagename}.html"
+
+
+def _language_switch(app, pagename, templatename, context, doctree):
+    if "header_buttons" not in context:  # not a page of the book (e.g. the search page of a theme without buttons)
+        return
+    other, url = counterpart(pagename, app.config.language)
+    text, tooltip = EDITIONS[other]
+    context["header_buttons"].insert(0, {"type": "link", "url": url, "text": text, "tooltip": tooltip,
+                                         "icon": "fas fa-language", "label": "language-switch"})
+    hreflang = "zh-CN" if other == "zh_CN" else "en"
+    context["metatags"] = context.get("metatags", "") + f'\n<link rel="alternate" hreflang="{hreflang}" href="{url}">'
+
+
 def setup(app):
+    app.connect("html-page-context", _language_switch, priority=600)  # after the theme has made its buttons
     app.connect("html-page-context", _frames)
     app.connect("config-inited", _default_mode)
     app.connect("html-page-context", _drop_thebe, priority=900)

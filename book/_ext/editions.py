@@ -24,6 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 LOCALES = ROOT / "book" / "locales"
 LANGUAGE = "zh_CN"
 EDITION_DIR = "zh"  # the Chinese site lives in <html>/zh/
+# what the configuration itself says in English (the theme translates its own words)
+CHINESE_STRINGS = {"html_title": "dlbook：可以运行的深度学习基础",
+                   "nb_code_prompt_show": "显示代码", "nb_code_prompt_hide": "隐藏代码"}
 
 
 def _build(outdir: Path, doctreedir: Path, builder: str, overrides: dict) -> int:
@@ -42,7 +45,7 @@ def build_chinese(path_output: Path = ROOT) -> Path:
     outdir = build / "html" / EDITION_DIR
     code = _build(outdir, build / ".doctrees-zh", "html",
                   {"language": LANGUAGE, "locale_dirs": [str(LOCALES)], "gettext_compact": False,
-                   "dlbook_execute": False})
+                   "dlbook_execute": False, **CHINESE_STRINGS})
     if code:
         raise SystemExit(f"the Chinese edition failed to build (exit {code})")
     return outdir

@@ -15,3 +15,9 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   }
 });
+
+// The language switch leads to the same page in the other edition, in the same tab (the theme opens header links in
+// a new one).
+document.addEventListener("DOMContentLoaded", () => {
+  for (const link of document.querySelectorAll("a.btn-language-switch")) link.removeAttribute("target");
+});
