@@ -8,6 +8,8 @@
 - A static slider figure carries its frames inline (base64), so that it works in Jupyter without a server. On the site
   the frames become files under ``_images/frames/`` (named by their content, so a frame used twice is stored once),
   which the page fetches when a slider shows them: a chapter's HTML stays small.
+- Each page links to the same page in the other edition (the Chinese one is built into ``zh/``, book/_ext/editions.py),
+  and the table of contents' part captions are translated like the rest of the page.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ import tempfile
 from pathlib import Path
 
 from docutils import nodes
+from sphinx import addnodes
+from sphinx.locale import init as init_locale
+from sphinx.transforms import SphinxTransform
+from sphinx.util.i18n import docname_to_domain
 
 # One static slider figure, as dlbook.widgets writes it: the first frame's <img>, then the JSON with every frame.
 _FIGURE = re.compile(r'(<img class="dlbook-frame"[^>]*?src=")data:[^"]*(">)'
@@ -118,7 +124,25 @@ def _language_switch(app, pagename, templatename, context, doctree):
     context["metatags"] = context.get("metatags", "") + f'\n<link rel="alternate" hreflang="{hreflang}" href="{url}">'
 
 
+class TranslateTocCaptions(SphinxTransform):
+    """The table of contents' part captions, in the page's language. sphinx-external-toc inserts the toctrees (transform
+    priority 100) after Sphinx has translated the page (priority 20), so without this they would stay in English."""
+
+    default_priority = 110
+
+    def apply(self, **kwargs) -> None:
+        if not (self.config.language or "en").startswith("zh"):
+            return
+        dirs = [os.path.join(self.env.srcdir, folder) for folder in self.config.locale_dirs]
+        domain = docname_to_domain(self.env.docname, self.config.gettext_compact)
+        catalog, found = init_locale(dirs, self.config.language, domain)
+        for toctree in self.document.findall(addnodes.toctree) if found else ():
+            if toctree.get("caption"):
+                toctree["caption"] = catalog.gettext(toctree["caption"])
+
+
 def setup(app):
+    app.add_transform(TranslateTocCaptions)
     app.connect("html-page-context", _language_switch, priority=600)  # after the theme has made its buttons
     app.connect("html-page-context", _frames)
     app.connect("config-inited", _default_mode)

@@ -61,7 +61,7 @@ def update_catalogues(path_output: Path = ROOT) -> Path:
                    "project": "dlbook"})
     if code:
         raise SystemExit(f"extracting the messages failed (exit {code})")
-    update(str(LOCALES), str(pot), (LANGUAGE,), line_width=120)
+    update(str(LOCALES), str(pot), (LANGUAGE,), line_width=120, ignore_obsolete=True)  # deleted messages are dropped
     return LOCALES / LANGUAGE / "LC_MESSAGES"
 
 
