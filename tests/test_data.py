@@ -42,6 +42,7 @@ from dlbook.data import (
     cifar_rows_to_images,
     data_root,
     digits_as_mnist,
+    knn_predict,
     load_cifar10,
     load_cifar100,
     load_mnist,
@@ -325,6 +326,43 @@ def test_seeded_split_depends_on_the_seed_and_rejects_bad_arguments():
                                  ({"n": 5, "n_test": 1, "seed": -1}, ValueError, "seed")]:
         with pytest.raises(error, match=match):
             seeded_split(**kwargs)
+
+
+@given(n=st.integers(12, 80), q=st.integers(1, 30), d=st.integers(1, 6), classes=st.integers(2, 5),
+       seed=st.integers(0, 2**31))
+@HYPOTHESIS
+def test_knn_predict_agrees_with_scikit_learn(n, q, d, classes, seed):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    g = torch.Generator().manual_seed(seed)
+    train_x, query_x = torch.randn(n, d, generator=g, dtype=torch.float64), torch.randn(q, d, generator=g,
+                                                                                       dtype=torch.float64)
+    train_y = torch.randint(0, classes, (n,), generator=g)
+    ks = [1, 2, 3, 5, 8, n]
+    ours = knn_predict(train_x, train_y, query_x, ks, chunk_size=7)  # several chunks: the split must not matter
+    for k in ks:
+        ref = KNeighborsClassifier(n_neighbors=k, algorithm="brute").fit(train_x.numpy(), train_y.numpy())
+        assert ours[k].tolist() == ref.predict(query_x.numpy()).tolist(), f"k={k}"
+
+
+def test_knn_predict_with_k_1_returns_the_label_of_the_nearest_point_and_k_n_the_majority():
+    train_x = torch.tensor([[0.0], [1.0], [2.0], [10.0], [11.0]])  # (5, 1)
+    train_y = torch.tensor([0, 0, 0, 1, 1])
+    pred = knn_predict(train_x, train_y, torch.tensor([[9.0], [0.4]]), [1, 5])
+    assert pred[1].tolist() == [1, 0] and pred[5].tolist() == [0, 0]
+    tie = knn_predict(train_x[1:5], train_y[1:5], torch.tensor([[6.0]]), [4])[4]  # two votes each
+    assert tie.tolist() == [0], "a tie goes to the smallest label"
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    ({"ks": []}, TypeError, "ks"), ({"ks": [0]}, ValueError, "ks"), ({"ks": [6]}, ValueError, "ks"),
+    ({"ks": [1.5]}, TypeError, "ks"), ({"train_y": torch.zeros(4, dtype=torch.long)}, ValueError, "train_y"),
+    ({"train_x": torch.zeros(5)}, ValueError, "train_x"), ({"chunk_size": 0}, ValueError, "chunk_size")])
+def test_knn_predict_rejects_bad_arguments(kwargs, error, match):
+    args = {"train_x": torch.zeros(5, 2), "train_y": torch.zeros(5, dtype=torch.long), "query_x": torch.zeros(3, 2),
+            "ks": [1]} | kwargs
+    with pytest.raises(error, match=match):
+        knn_predict(**args)
 
 
 def test_check_published_on_a_subset_runs_only_facts_about_real_images(capsys):

@@ -29,6 +29,7 @@ from dlbook.resampling import (
     darknet_reorg,
     insert_zeros,
     max_unpool2d,
+    passthrough,
     pixel_shuffle,
     pixel_unshuffle,
     space_to_depth_weight,
@@ -134,6 +135,30 @@ def test_darknet_reorg_with_one_channel_group_is_a_reordered_space_to_depth():
     x = randn64(2, 4, 6, 8, requires_grad=False)
     expected = F.pixel_unshuffle(x.reshape(2, 1, 12, 16), 2).reshape(2, 16, 3, 4)
     assert torch.equal(darknet_reorg(x, 2), expected)
+
+
+@pytest.mark.parametrize("reorg", [pixel_unshuffle, darknet_reorg])
+@pytest.mark.parametrize("fine_shape,deep_shape,s", [((2, 8, 6, 4), (2, 5, 3, 2), 2), ((1, 9, 9, 3), (1, 2, 3, 1), 3)])
+def test_passthrough_concatenates_the_moved_fine_map_before_the_deep_one(reorg, fine_shape, deep_shape, s):
+    fine, deep = randn64(*fine_shape), randn64(*deep_shape, seed=1)
+    y = passthrough(fine, deep, s, reorg=reorg)
+    c = fine_shape[1] * s * s
+    assert y.shape == (deep_shape[0], c + deep_shape[1], *deep_shape[2:])
+    assert torch.equal(y[:, :c], reorg(fine, s)) and torch.equal(y[:, c:], deep)  # concatenated, nothing added
+    assert torch.equal(y, torch.cat([reorg(fine, s), deep], 1))
+
+
+def test_passthrough_of_yolov2_cfg_shapes():
+    # cfg/yolov2.cfg: 26×26×512 -> 1×1 conv to 64 -> reorg 2 -> 13×13×256, routed with 13×13×1024: 1280 channels
+    assert passthrough(torch.zeros(1, 64, 26, 26), torch.zeros(1, 1024, 13, 13), reorg=darknet_reorg).shape == (
+        1, 1280, 13, 13)
+    assert passthrough(torch.zeros(1, 512, 26, 26), torch.zeros(1, 1024, 13, 13)).shape == (1, 3072, 13, 13)
+
+
+@pytest.mark.parametrize("deep_shape", [(1, 5, 4, 4), (2, 5, 3, 3), (1, 5, 3, 4, 1)])
+def test_passthrough_rejects_a_deep_map_on_another_grid(deep_shape):
+    with pytest.raises(ValueError, match="deep"):
+        passthrough(randn64(1, 4, 6, 6), randn64(*deep_shape), 2)
 
 
 # --- anti-aliasing: binomial blur, then subsample ----------------------------------------------------------------

