@@ -8,6 +8,7 @@ glossary term its English message uses.
 from __future__ import annotations
 
 import re
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,9 @@ from markdown_it import MarkdownIt
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "book" / "_ext"))
+from editions import glossary_rows  # noqa: E402  (the build's own reading of the glossary)
+
 CATALOGUES = ROOT / "book" / "locales" / "zh_CN" / "LC_MESSAGES"
 GLOSSARY = ROOT / "book" / "glossary.md"
 
@@ -121,14 +125,7 @@ class Term:
 
 def glossary_terms(path: Path = GLOSSARY) -> list[Term]:
     """The glossary's rows: English term, and the Chinese term before any parenthesised variant."""
-    terms = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) < 4 or cells[0] in ("English", "") or set(cells[0]) <= set("-"):
-            continue
-        chinese = re.split(r"\s*[(（]", cells[1])[0].strip()
-        terms.append(Term(cells[0], chinese))
-    return terms
+    return [Term(english, chinese) for english, chinese in glossary_rows(path)]
 
 
 # English words whose glossary sense a string match cannot tell from another common sense: not checked.

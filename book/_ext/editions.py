@@ -17,6 +17,7 @@ arrives marked fuzzy with its old translation, and a deleted one is dropped.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -27,6 +28,27 @@ EDITION_DIR = "zh"  # the Chinese site lives in <html>/zh/
 # what the configuration itself says in English (the theme translates its own words)
 CHINESE_STRINGS = {"html_title": "dlbook：可以运行的深度学习基础",
                    "nb_code_prompt_show": "显示代码", "nb_code_prompt_hide": "隐藏代码"}
+
+
+def glossary_rows(path: Path = ROOT / "book" / "glossary.md") -> list[tuple[str, str]]:
+    """The glossary's (English term, Chinese term) rows; the Chinese term without a parenthesised "(also ...)"."""
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 4 and cells[0] not in ("English", "") and not set(cells[0]) <= set("-"):
+            rows.append((cells[0], re.split(r"\s*[(（]", cells[1])[0].strip()))
+    return rows
+
+
+def search_dictionary(out: Path) -> Path:
+    """A word list for the Chinese search index: the glossary's Chinese terms. The index splits text into words with
+    jieba, whose own dictionary cuts 正则化 into 正则 / 化; with the terms as words, searching 正则化 finds its pages,
+    and 卷积 still finds 转置卷积 (jieba's search mode also indexes the shorter words inside a long one)."""
+    words = sorted({w for _, chinese in glossary_rows() for w in chinese.split(" / ")
+                    if re.fullmatch(r"[\u4e00-\u9fff]{2,}", w)})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(f"{word} 100000\n" for word in words), encoding="utf-8")
+    return out
 
 
 def _build(outdir: Path, doctreedir: Path, builder: str, overrides: dict) -> int:
@@ -43,9 +65,10 @@ def build_chinese(path_output: Path = ROOT) -> Path:
     """Build the Chinese site into ``path_output/_build/html/zh`` from the cached outputs; return that folder."""
     build = path_output / "_build"
     outdir = build / "html" / EDITION_DIR
+    words = search_dictionary(build / "zh-search-words.txt")
     code = _build(outdir, build / ".doctrees-zh", "html",
                   {"language": LANGUAGE, "locale_dirs": [str(LOCALES)], "gettext_compact": False,
-                   "dlbook_execute": False, **CHINESE_STRINGS})
+                   "dlbook_execute": False, "html_search_options": {"dict": str(words)}, **CHINESE_STRINGS})
     if code:
         raise SystemExit(f"the Chinese edition failed to build (exit {code})")
     return outdir
