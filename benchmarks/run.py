@@ -48,6 +48,10 @@ TARGETS = {"conv2d": 3.0, "conv_transpose2d": 2.0, "max_pool2d": 5.0, "avg_pool2
 # Peak memory is the most bytes PyTorch's CPU allocator held during one call.
 LENGTHS = (128, 256, 512, 1024, 2048, 4096)
 LENGTH_TARGETS = {1024: 1.5}
+# generate with and without the key-value cache: one fixed, untrained TinyGPT (4 blocks, D = 128, 4 heads, context
+# 128, float32), one sequence, greedy, from a one-token prompt; the speed-up is the time without over the time with.
+# At most 5 repeats: one run without the cache at 127 tokens takes about a second.
+NEW_TOKENS = (16, 64, 127)
 CHAPTER_BUDGET_S = 60.0
 
 
@@ -132,6 +136,22 @@ def attention_by_length(repeats: int, lengths: tuple[int, ...] = LENGTHS) -> dic
     return out
 
 
+def generation_benchmarks(repeats: int, new_tokens: tuple[int, ...] = NEW_TOKENS) -> dict[int, dict[str, float]]:
+    """Median time of ``generate`` for each number of new tokens, with the cache and without, timed alternately."""
+    from dlbook.transformer import TinyGPT, TransformerConfig, generate
+
+    torch.manual_seed(0)
+    model = TinyGPT(TransformerConfig(vocab_size=64, block_size=128, d_model=128, n_heads=4, n_layers=4, d_ff=512))
+    prompt = torch.zeros(1, 1, dtype=torch.long)  # (B, T0)
+    out = {}
+    for n in new_tokens:
+        cached = partial(generate, model, prompt, n, temperature=0.0)
+        full = partial(generate, model, prompt, n, temperature=0.0, use_cache=False)
+        r = ratio(cached, full, min(repeats, 5))
+        out[n] = {"cache_ms": r["ours_ms"], "no_cache_ms": r["torch_ms"], "speedup": 1.0 / r["ratio"]}
+    return out
+
+
 def chapter_times() -> dict[str, float]:
     """Wall-clock seconds to execute each chapter in static-widget mode (the slowest mode: every frame rendered)."""
     env = dict(os.environ, DLBOOK_WIDGETS="static")
@@ -162,6 +182,7 @@ def main() -> None:
     parser.add_argument("--skip-lengths", action="store_true", help="skip attention by sequence length")
     parser.add_argument("--lengths", type=int, nargs="+", default=list(LENGTHS),
                         help="sequence lengths T for attention by length (default: %(default)s)")
+    parser.add_argument("--skip-generation", action="store_true", help="skip generate with vs without the cache")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads for the operator ratios (default 1: the ratio compares the algorithms, "
                              "not how well each one is parallelised)")
@@ -177,13 +198,20 @@ def main() -> None:
         print(f"{'T':>6s}{'ours ms':>10s}{'torch ms':>10s}{'ratio':>8s}{'target':>8s}{'ours MB':>10s}{'torch MB':>10s}")
     for T, r in lengths.items():
         print(f"{T:6d}{_ratio_columns(r, LENGTH_TARGETS.get(T), r['ours_mb'], r['torch_mb'])}")
+    generation = {} if args.skip_generation else generation_benchmarks(args.repeats)
+    if generation:
+        print("\ngenerate, TinyGPT with 4 blocks, D = 128, context 128, one sequence, greedy: key-value cache or not")
+        print(f"{'new tokens':>10s}{'cache ms':>10s}{'none ms':>10s}{'speed-up':>10s}")
+    for n, r in generation.items():
+        print(f"{n:10d}{r['cache_ms']:10.1f}{r['no_cache_ms']:10.1f}{r['speedup']:10.2f}")
     chapters = {} if args.skip_chapters else chapter_times()
     for name, s in chapters.items():
         print(f"{name:48s}{s:7.1f} s{'  over budget' if s > CHAPTER_BUDGET_S else ''}")
     results_dir = ROOT / "benchmarks" / "results"
     results_dir.mkdir(exist_ok=True)
     (results_dir / "latest.json").write_text(json.dumps({"ops": ops, "attention_by_length": lengths,
-                                                         "chapters_s": chapters, "torch": torch.__version__,
+                                                         "generation": generation, "chapters_s": chapters,
+                                                         "torch": torch.__version__,
                                                          "threads": torch.get_num_threads()}, indent=2))
 
 

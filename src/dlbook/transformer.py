@@ -20,7 +20,8 @@ outputs. :func:`sinusoidal_positional_encoding` adds the position to every token
 Two objectives, one architecture:
 
 * **GPT** (:class:`TinyGPT`): a causal language model. Position ``t`` may only attend to positions ``<= t`` and is
-  trained to predict token ``t + 1``. It generates text one token at a time (:func:`generate`, :func:`sample_next`).
+  trained to predict token ``t + 1``. It generates text one token at a time (:func:`generate`, :func:`sample_next`),
+  keeping the keys and values of the positions already read (a key–value cache, :func:`cached_block_forward`).
 * **BERT** (:class:`TinyBERT`): a bidirectional encoder trained as a masked language model. 15% of the positions are
   chosen; of those 80% become ``[MASK]``, 10% a random token, 10% stay; the model predicts the original tokens at the
   chosen positions (:func:`mask_tokens`).
@@ -43,6 +44,7 @@ from dlbook._checks import (
     check_tensor,
     dim_size,
     divides,
+    flag,
     has_shape,
     instance,
     integer_tensor,
@@ -52,7 +54,7 @@ from dlbook._checks import (
     positive_int,
     probability,
 )
-from dlbook.attention import MultiheadAttention, causal_mask
+from dlbook.attention import MultiheadAttention, causal_mask, merge_heads, scaled_dot_product_attention, split_heads
 from dlbook.training import History, train
 
 __all__ = [
@@ -61,6 +63,7 @@ __all__ = [
     "gelu",
     "feed_forward",
     "TransformerBlock",
+    "cached_block_forward",
     "TransformerConfig",
     "TransformerLM",
     "TinyGPT",
@@ -200,6 +203,31 @@ class TransformerBlock(nn.Module):
         return (x, weights) if need_weights else x
 
 
+def cached_block_forward(block: TransformerBlock, x: torch.Tensor,
+                         past_kv: tuple[torch.Tensor, torch.Tensor] | None = None
+                         ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """A causal ``block`` on the newest positions only, reusing the keys and values of the earlier ones.
+
+    ``x`` (B, t, D) holds positions ``P .. P+t-1``; ``past_kv`` the (key, value) of positions ``0 .. P-1``, each
+    (B, heads, P, D/heads), or ``None`` when ``P = 0``. Returns the output (B, t, D), equal to the last ``t`` rows of
+    ``block(x_all, attn_mask=~causal_mask(P + t))`` on all ``P + t`` positions, and the (key, value) of all ``P + t``
+    positions. Only the ``t`` new rows go through the projections and the FFN. No dropout: this is the path for
+    generation, in evaluation mode.
+    """
+    attn, (t, D) = block.self_attn, x.shape[-2:]
+    h = layer_norm(x, (D,), block.norm1.weight, block.norm1.bias, block.eps)  # (B, t, D)
+    qkv = nn.functional.linear(h, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)  # 3 x (B, t, D)
+    q, k, v = (split_heads(z, attn.num_heads) for z in qkv)  # (B, heads, t, D/heads) each
+    if past_kv is not None:
+        k, v = torch.cat([past_kv[0], k], dim=2), torch.cat([past_kv[1], v], dim=2)  # (B, heads, P+t, D/heads)
+    P = k.shape[2] - t
+    visible = torch.ones(t, P + t, dtype=torch.bool, device=x.device).tril(P)  # new query i sits at P + i
+    x = x + attn.out_proj(merge_heads(scaled_dot_product_attention(q, k, v, attn_mask=visible)))  # (B, t, D)
+    h = layer_norm(x, (D,), block.norm2.weight, block.norm2.bias, block.eps)  # (B, t, D)
+    x = x + feed_forward(h, block.linear1.weight, block.linear1.bias, block.linear2.weight, block.linear2.bias)
+    return x, (k, v)
+
+
 @dataclass(frozen=True)
 class TransformerConfig:
     """The shape of a tiny Transformer language model.
@@ -232,7 +260,9 @@ class TransformerLM(nn.Module):
 
     ``causal=True`` hides every later position from each position (GPT); ``causal=False`` lets every position see
     every other (BERT). ``forward(tokens)`` maps (B, T) token ids to logits (B, T, V); with
-    ``return_attention=True`` it also returns one (B, heads, T, T) weight tensor per layer.
+    ``return_attention=True`` it also returns one (B, heads, T, T) weight tensor per layer. With ``use_cache=True``
+    (causal models) it returns the logits and a key–value cache, and ``past_kv=cache`` continues from it: see
+    :meth:`forward_cached`.
     """
 
     def __init__(self, config: TransformerConfig, *, causal: bool) -> None:
@@ -251,12 +281,13 @@ class TransformerLM(nn.Module):
         self.head = nn.Linear(c.d_model, c.vocab_size)
         self.apply(_init_weights)
 
-    def positions(self, T: int) -> torch.Tensor:
-        """The (T, D) position vectors added to the token embeddings (zeros for ``positional="none"``)."""
+    def positions(self, T: int, start: int = 0) -> torch.Tensor:
+        """The (T, D) vectors of positions ``start .. start+T-1`` added to the token embeddings (zeros for
+        ``positional="none"``)."""
         if self.config.positional == "learned":
-            return self.pos_emb.weight[:T]
+            return self.pos_emb.weight[start:start + T]
         if self.config.positional == "sinusoidal":
-            return self.sinusoid[:T]
+            return self.sinusoid[start:start + T]
         return self.sinusoid.new_zeros(T, self.config.d_model)
 
     def forward(
@@ -264,10 +295,18 @@ class TransformerLM(nn.Module):
         tokens: torch.Tensor,
         key_padding_mask: torch.Tensor | None = None,
         return_attention: bool = False,
+        *,
+        past_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+        use_cache: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         B, T = integer_tensor(tokens, "tokens", dims=(2,)).shape
-        if T > self.config.block_size:
-            raise ValueError(f"tokens has T={T} positions, more than block_size={self.config.block_size}")
+        P = past_kv[0][0].shape[2] if past_kv else 0  # positions already in the cache
+        if P + T > self.config.block_size:
+            raise ValueError(f"tokens: {P} cached + T={T} positions exceed block_size={self.config.block_size}")
+        if flag(use_cache, "use_cache") or past_kv is not None:
+            if not self.causal or key_padding_mask is not None or return_attention:
+                raise ValueError("use_cache and past_kv need a causal model, no key_padding_mask, no return_attention")
+            return self.forward_cached(tokens, past_kv)
         x = self.tok_emb(tokens) + self.positions(T).to(self.tok_emb.weight.dtype)  # (B, T, D)
         mask = ~causal_mask(T, device=tokens.device) if self.causal else None  # (T, T): True = blocked
         maps = []
@@ -277,6 +316,27 @@ class TransformerLM(nn.Module):
         D = x.shape[-1]
         logits = self.head(layer_norm(x, (D,), self.norm.weight, self.norm.bias, self.norm.eps))  # (B, T, V)
         return (logits, maps) if return_attention else logits
+
+    def forward_cached(self, tokens: torch.Tensor, past_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+                       ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Logits (B, t, V) for ``tokens`` (B, t) read as positions ``P .. P+t-1`` by a causal model, and the
+        key–value cache extended to ``P + t`` positions: one (key, value) per block, each (B, heads, P+t, D/heads).
+
+        ``past_kv`` is the cache of the first ``P`` positions (``None`` or ``[]``: ``P = 0``). The logits equal the
+        last ``t`` rows of ``forward`` on all ``P + t`` tokens. ``forward(tokens, past_kv=cache, use_cache=True)``
+        checks the arguments and calls this.
+        """
+        past_kv = past_kv or [None] * len(self.blocks)
+        if len(past_kv) != len(self.blocks):
+            raise ValueError(f"past_kv must hold one (key, value) per block: {len(self.blocks)}, not {len(past_kv)}")
+        P, t = (0 if past_kv[0] is None else past_kv[0][0].shape[2]), tokens.shape[1]
+        x = self.tok_emb(tokens) + self.positions(t, start=P).to(self.tok_emb.weight.dtype)  # (B, t, D)
+        cache = []
+        for block, past in zip(self.blocks, past_kv, strict=True):
+            x, kv = cached_block_forward(block, x, past)  # (B, t, D), 2 x (B, heads, P+t, D/heads)
+            cache.append(kv)
+        logits = self.head(layer_norm(x, (x.shape[-1],), self.norm.weight, self.norm.bias, self.norm.eps))
+        return logits, cache  # (B, t, V), n_layers x (key, value)
 
 
 class TinyGPT(TransformerLM):
@@ -417,21 +477,34 @@ def generate(
     temperature: float = 1.0,
     top_k: int | None = None,
     generator: torch.Generator | None = None,
+    use_cache: bool = True,
 ) -> torch.Tensor:
     """Continue ``prompt`` (T0,) or (B, T0) by ``max_new_tokens`` tokens, one model call per new token.
 
     Each step runs the model on the last ``block_size`` tokens, takes the scores at the last position, draws the next
     token with :func:`sample_next` and appends it. The steps cannot run in parallel: step ``n + 1`` needs the token
     chosen at step ``n``. Returns the prompt followed by the new tokens, (T0 + n,) or (B, T0 + n).
+
+    ``use_cache=True`` (a causal model only) keeps every layer's keys and values of the positions already read, a
+    key–value cache: the first call reads the prompt, each later call only the newest token, at the next position.
+    That holds while the sequence fits in ``block_size``. Beyond it the window slides: every token moves to a new
+    (absolute) position, and the token that leaves the window had shaped every later key from the second block on,
+    so no cached key stays valid; from then on each step reads the last ``block_size`` tokens in full, as with
+    ``use_cache=False``. Both paths compute the same logits up to rounding, hence the same tokens unless two scores
+    tie within rounding error.
     """
     dim_size(integer_tensor(prompt, "prompt", dims=(1, 2)), -1, 1, "prompt", " (at least one token)", at_least=True)
-    was_training = model.training
+    use_cache, was_training = flag(use_cache, "use_cache"), model.training
     model.eval()
     seq = prompt[None] if prompt.ndim == 1 else prompt  # (B, T0)
+    T, cache = model.config.block_size, None
     for _ in range(non_negative_int(max_new_tokens, "max_new_tokens")):
-        context = seq[:, -model.config.block_size:]  # (B, <=block_size)
-        logits = model(context)[:, -1, :]  # (B, V): only the last position predicts the next token
-        nxt = sample_next(logits, temperature, top_k, generator)  # (B,)
+        if use_cache and seq.shape[1] <= T:
+            new = seq if cache is None else seq[:, -1:]  # (B, t): the tokens the cache has not read yet
+            logits, cache = model(new, past_kv=cache, use_cache=True)  # (B, t, V), n_layers x (key, value)
+        else:
+            logits = model(seq[:, -T:])  # (B, <=T, V): the whole window, recomputed
+        nxt = sample_next(logits[:, -1, :], temperature, top_k, generator)  # (B,): only the last position predicts
         seq = torch.cat([seq, nxt[:, None]], dim=1)  # (B, T+1)
     model.train(was_training)
     return seq[0] if prompt.ndim == 1 else seq
