@@ -144,6 +144,7 @@ TERM_EXCEPTIONS: dict[tuple[str, str, str], str] = {
     ("book/convnets/resampling", "shuffling", '*"Space-to-depth (reorg)'): "periodic shuffling (周期性重排)",
     ("book/convnets/resampling", "shuffling", "Dumoulin and Visin"): "periodic shuffling (周期性重排)",
     ("book/training/forward-backprop", "bias", "**3. The optimiser"): "Adam's bias correction (偏差修正)",
+    ("book/convnets/padding", "tap", "The explorer below draws"): "to tap a screen (轻触)",
     ("book/convnets/pooling", "normalisation", '*"Lp-norm pooling applies'): "dividing by a norm (归一化)",
 }
 
