@@ -180,6 +180,19 @@ def test_search_puts_the_chapter_named_by_the_query_first(page, site_url, query,
     assert first.startswith(chapter), f"searching {query!r} lists {first!r} first"
 
 
+def test_code_tokens_drawn_without_spans_have_the_code_blocks_colour(site_dir):
+    """The build drops the spans of names, punctuation and spaces in listings (book/_ext/dlbook_sphinx.py), which is
+    invisible only while the style gives them the colour of the code block itself, in light and in dark mode."""
+    css = (site_dir / "_static" / "pygments.css").read_text(encoding="utf-8")
+    for theme in ("light", "dark"):
+        block = re.search(rf'html\[data-theme="{theme}"\] \.highlight {{[^}}]*color: (#\w+)', css).group(1)
+        for token in ("n", "p", "w"):
+            colour = re.search(rf'html\[data-theme="{theme}"\] \.highlight \.{token} {{ color: (#\w+)', css)
+            assert colour and colour.group(1).lower() == block.lower(), f"{theme}: .{token} is drawn in its own colour"
+    page = (site_dir / "book" / "convnets" / "padding.html").read_text(encoding="utf-8")
+    assert '<span class="n">' not in page and '<span class="k">' in page  # dropped, and only those
+
+
 @pytest.mark.parametrize("edition", EDITIONS)
 def test_chapter_pages_are_light_and_frames_are_files(site_dir, edition):
     """Slider frames are files the page fetches when shown, not base64 in the HTML: every page stays under 400 KB."""
