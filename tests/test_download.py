@@ -34,6 +34,7 @@ def test_menu_offers_the_notebook_the_bundle_and_pdf_but_no_markdown_source():
     assert chapter[1]["url"].endswith(f"_static/{ZIP_NAME}")
     page = download_buttons(theme, _pathto, None)
     assert [b["label"] for b in page] == ["download-bundle-button", "download-pdf-button"]
+    assert "笔记本" in download_buttons(theme, _pathto, None, "zh_CN")[0]["text"]  # the Chinese edition's menu
 
 
 def test_repository_button_exactly_when_a_url_is_set_and_never_a_launch_button():

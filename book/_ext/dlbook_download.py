@@ -97,12 +97,17 @@ def _bundle(app, exception) -> None:
     write_bundle(root, _chapters(app), wheel, Path(app.outdir) / "_static" / ZIP_NAME)
 
 
-def download_buttons(buttons: list[dict], pathto, ipynb: str | None) -> list[dict]:
+# the bundle's entry in the menu, by edition (the theme translates its own entries)
+BUNDLE_TEXT = {"en": ("notebooks + dlbook (.zip)", "Every chapter and the package it imports"),
+               "zh": ("笔记本 + dlbook (.zip)", "每一章的笔记本及其导入的包")}
+
+
+def download_buttons(buttons: list[dict], pathto, ipynb: str | None, language: str = "en") -> list[dict]:
     """The download menu: the page's notebook (if it is one), the bundle, print-to-PDF; no Markdown source."""
     kept = [b for b in buttons if b.get("label") == "download-pdf-button"]
-    bundle = {"type": "link", "url": pathto(f"_static/{ZIP_NAME}", 1), "text": "notebooks + dlbook (.zip)",
-              "icon": "fas fa-file-zipper", "tooltip": "Every chapter and the package it imports",
-              "label": "download-bundle-button"}
+    text, tooltip = BUNDLE_TEXT["zh" if language.startswith("zh") else "en"]
+    bundle = {"type": "link", "url": pathto(f"_static/{ZIP_NAME}", 1), "text": text,
+              "icon": "fas fa-file-zipper", "tooltip": tooltip, "label": "download-bundle-button"}
     notebook = [{"type": "link", "url": f"{pathto('_sources', 1)}/{ipynb}", "text": ".ipynb", "icon": "fas fa-code",
                  "tooltip": "Download notebook file", "label": "download-notebook-button"}] if ipynb else []
     return notebook + [bundle] + kept
@@ -113,7 +118,7 @@ def _menu(app, pagename, templatename, context, doctree) -> None:
     ipynb = source if source.endswith(".ipynb") else None
     for group in context.get("header_buttons", []):
         if group.get("label") == "download-buttons":
-            group["buttons"] = download_buttons(group["buttons"], context["pathto"], ipynb)
+            group["buttons"] = download_buttons(group["buttons"], context["pathto"], ipynb, app.config.language or "en")
 
 
 def theme_options(options: dict) -> dict:
