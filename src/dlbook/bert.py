@@ -60,8 +60,8 @@ def split_speaker(line: str) -> tuple[str, str]:
 def word_starts(text: str) -> torch.Tensor:
     """The positions of the blanks in ``text``: every letter that follows a space, (P,) long.
 
-    The rule is fixed by the text alone, before any model is asked. What came before such a position says only that
-    a new word begins; which word it is, the letters after it say.
+    The rule is fixed by the text alone. Before such a position, the text says that a new word begins and, through the
+    earlier words, a little about which; the letters after it usually say which word it is.
     """
     instance(text, str, "text")
     return torch.tensor([t for t in range(1, len(text)) if text[t - 1] == " " and text[t].isalpha()],
