@@ -96,6 +96,11 @@ def test_the_checks_would_catch_a_lost_formula_a_changed_link_and_a_missing_term
     padding = Term("padding", "填充")
     assert padding.used_in("Paddings differ.") and not padding.used_in("the `padding` argument")
     assert not padding.used_in("$padding$") and not Term("pad", "填").used_in("padding")
+    english = "Padding keeps the size; layer normalisation keeps the scale."
+    terms = [padding, Term("normalisation", "标准化"), Term("layer normalisation", "层归一化")]
+    assert missing_terms(Message("x", english, "补零保持尺寸；层归一化保持尺度。", False), terms) == [padding]
+    # "layer normalisation" is one term: its 层归一化 suffices, 标准化 is not also asked for
+    assert missing_terms(Message("x", english, "填充保持尺寸；层归一化保持尺度。", False), terms) == []
 
 
 def test_the_glossary_gives_one_chinese_term_per_english_term():
