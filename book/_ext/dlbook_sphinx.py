@@ -8,6 +8,10 @@
 - A static slider figure carries its frames inline (base64), so that it works in Jupyter without a server. On the site
   the frames become files under ``_images/frames/`` (named by their content, so a frame used twice is stored once),
   which the page fetches when a slider shows them: a chapter's HTML stays small.
+- MathJax typesets a page's equations in the first task after the page is ready, not inside its DOMContentLoaded
+  event: the text is readable and the page responds while the maths is laid out (a long chapter has hundreds of
+  formulas). The theme's search-as-you-type is off, so only the search page loads the search index
+  (book/_templates/layout.html), not every page.
 - Each page links to the same page in the other edition (the Chinese one is built into ``zh/``, book/_ext/editions.py),
   and the table of contents' part captions are translated like the rest of the page.
 """
@@ -49,6 +53,21 @@ def _drop_thebe_config(app, doctree, docname):
     for node in list(doctree.findall(nodes.raw)):
         if "text/x-thebe-config" in node.astext() or "kernelName = " in node.astext():
             node.parent.remove(node)
+
+
+# MathJax calls startup.pageReady when the document is ready, inside the DOMContentLoaded event; its default typesets
+# the whole page there. This one waits for the next task first (a function, so it cannot go through mathjax3_config,
+# which Sphinx writes as JSON).
+_MATH_AFTER_READY = ("window.MathJax.startup = {pageReady: function () { return new Promise(function (done) "
+                     "{ setTimeout(done, 0); }).then(function () { return MathJax.startup.defaultPageReady(); }); }};")
+
+
+def _math_after_ready(app, pagename, templatename, context, doctree):
+    scripts = context.get("script_files") or []
+    for script in scripts:
+        body = getattr(script, "attributes", {}).get("body", "")
+        if body.startswith("window.MathJax = ") and _MATH_AFTER_READY not in body:
+            script.attributes["body"] = f"{body}; {_MATH_AFTER_READY}"
 
 
 def _default_mode(app, config):
@@ -165,6 +184,7 @@ def setup(app):
     app.connect("html-page-context", _lighter)
     app.connect("config-inited", _default_mode)
     app.connect("html-page-context", _drop_thebe, priority=900)
+    app.connect("html-page-context", _math_after_ready, priority=900)  # after sphinx.ext.mathjax has added its config
     app.connect("doctree-resolved", _drop_thebe_config, priority=900)  # after sphinx-thebe has added it
     app.add_js_file("dlbook-nav.js")
     return {"parallel_read_safe": True, "parallel_write_safe": True}

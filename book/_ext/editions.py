@@ -1,13 +1,18 @@
 """The book's editions: the English site, the Chinese site from the same executed chapters, and the message catalogues.
 
-    python book/_ext/editions.py zh [--path-output DIR]     Chinese site in DIR/_build/html/zh
-    python book/_ext/editions.py catalogues                 English messages -> book/locales/zh_CN/LC_MESSAGES/*.po
+    python book/_ext/editions.py site [--path-output DIR] [--all]   both editions: what `make book` runs
+    python book/_ext/editions.py zh [--path-output DIR]             Chinese site in DIR/_build/html/zh
+    python book/_ext/editions.py catalogues                         English messages -> book/locales/zh_CN/LC_MESSAGES
 
 The English edition is ``jupyter-book build .``; it executes the chapters whose outputs are stale and keeps the outputs
 in the execution cache (``dlbook_execute``). The Chinese edition is the same Sphinx project built with
 ``language=zh_CN``: Sphinx replaces every paragraph, heading and table cell by its translation from the ``.po``
 catalogues, and the chapters' outputs come from the same cache, so code, numbers and figures cannot differ between the
 editions. It refuses to build if a chapter would have to be executed first (build the English edition first).
+
+``site`` executes the stale chapters first (two at a time on two cores, ``dlbook_execute.execute_chapters``), then
+builds the two editions at the same time, one Sphinx process per core: neither executes anything then, and their
+outputs go to different folders (``html/`` and ``html/zh/``) with different doctree folders.
 
 The catalogues are made the usual way: Sphinx's ``gettext`` builder extracts the messages (without executing anything)
 and ``sphinx-intl update`` merges them into the ``.po`` files: a new message arrives untranslated, a changed one
@@ -17,7 +22,9 @@ arrives marked fuzzy with its old translation, and a deleted one is dropped.
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -74,6 +81,50 @@ def build_chinese(path_output: Path = ROOT) -> Path:
     return outdir
 
 
+def toc_notebooks() -> list[Path]:
+    """The chapters' notebooks: the table of contents' documents that are notebooks (``only_build_toc_files``)."""
+    from sphinx_external_toc.parsing import parse_toc_yaml
+
+    return sorted(p for doc in parse_toc_yaml(ROOT / "_toc.yml") if (p := ROOT / f"{doc}.ipynb").exists())
+
+
+def execute_stale() -> None:
+    """Execute the chapters whose outputs are stale into the execution cache, as the English build would."""
+    import yaml
+
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    from dlbook_execute import _package_and_data, default_cache_dir, execute_chapters
+
+    package_dir, data_dir = _package_and_data()
+    timeout = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["execute"]["timeout"]
+    runs = execute_chapters(toc_notebooks(), default_cache_dir(ROOT), package_dir=package_dir,
+                            requirements=ROOT / "requirements.txt", data_dir=data_dir,
+                            widgets=os.environ.get("DLBOOK_WIDGETS", "live"), timeout=timeout)
+    failed = [r for r in runs.values() if r.status == "failed"]
+    if failed:
+        raise SystemExit("chapters failed to execute:\n" + "\n\n".join(
+            f"{r.path.relative_to(ROOT)}: {r.error[-3000:]}" for r in failed))
+
+
+def build_site(path_output: Path = ROOT, rebuild_all: bool = False) -> Path:
+    """Both editions into ``path_output/_build/html`` (English) and its ``zh/`` (Chinese); return the English folder.
+
+    The stale chapters are executed first; then the English build (``jupyter-book build``, in a second process) and
+    the Chinese one run side by side, both reading the outputs from the cache. Any warning fails either build.
+    """
+    execute_stale()
+    english = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT), "--path-output",
+               str(path_output), "-W", "-n", "--keep-going", *(["--all"] if rebuild_all else [])]
+    with subprocess.Popen(english) as proc:
+        try:
+            build_chinese(path_output)
+        finally:
+            code = proc.wait()
+    if code:
+        raise SystemExit(f"the English edition failed to build (exit {code})")
+    return path_output / "_build" / "html"
+
+
 def update_catalogues(path_output: Path = ROOT) -> Path:
     """Extract the English messages and merge them into the ``.po`` files; return the folder of the catalogues."""
     from sphinx_intl.basic import update
@@ -90,10 +141,14 @@ def update_catalogues(path_output: Path = ROOT) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("zh", "catalogues"))
+    parser.add_argument("what", choices=("site", "zh", "catalogues"))
     parser.add_argument("--path-output", type=Path, default=ROOT)
+    parser.add_argument("--all", action="store_true", help="site: re-write every page of the English edition")
     args = parser.parse_args(argv)
-    done = build_chinese(args.path_output) if args.what == "zh" else update_catalogues(args.path_output)
+    if args.what == "site":
+        done = build_site(args.path_output, args.all)
+    else:
+        done = build_chinese(args.path_output) if args.what == "zh" else update_catalogues(args.path_output)
     print(f"{args.what}: {done}")
 
 
