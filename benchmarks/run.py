@@ -41,11 +41,18 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"conv2d": 3.0, "conv_transpose2d": 2.0, "max_pool2d": 5.0, "avg_pool2d": 5.0,
            "pad2d_reflect": 16.0, "upsample_bilinear": 15.0, "scaled_dot_product_attention": 5.0}
 # flash_attention against F.scaled_dot_product_attention by sequence length T (one head of width 64, float32, keys in
-# blocks of 64), with a target of 1.5 at T = 1024 that it does not meet (2.1-2.7 measured there). Both read the keys
-# block by block; ours runs each block as about 15 separate operations, and at T = 1024 the time splits roughly into
-# the dispatch of those small operations (about half), the two thin matrix products of every block (about 0.8x
-# PyTorch's whole call) and the passes of max, exp, sum and rescaling over each block, which PyTorch's kernel fuses.
-# Peak memory is the most bytes PyTorch's CPU allocator held during one call.
+# blocks of 128, the function's default), with a target of 1.5 at T = 1024. Measured side by side by ratio() below on
+# the shared 2-core machine: 1.27 in this table (31 pairs, load 9); over 5 runs of 15 pairs 1.11-1.32 (median 1.15,
+# load 8) against 1.72-3.53 (2.25) for the loop before it was fused; in CPU time (time.thread_time, which leaves out
+# what other processes take) 1.49-1.73 (median 1.49, load 14) against 2.95-3.10. The loop now makes each block's
+# weights in place from its scores (sub_, exp_), rescales and adds in one addcmul_, and starts the maximum at the
+# lowest finite number, not at -inf, so it needs no guard; with blocks of 64 the same loop measures about 1.7 in CPU
+# time, since twice the blocks dispatch twice the small operations. What remains: the two matrix products of every
+# block alone take 0.8-1.1x PyTorch's whole call (its kernel writes its products into buffers it reuses; ours
+# allocates each block's scores); max, subtraction, exp and sum are four passes over each block where PyTorch's kernel
+# makes two fused ones per row (max; exp and sum); and each block dispatches 13 operations from Python. Peak
+# memory is the most bytes PyTorch's CPU allocator held during one call: 1.53 MB at T = 1024 with blocks of 128
+# (1.78 MB for the old loop with blocks of 64), PyTorch's 0.82 MB.
 LENGTHS = (128, 256, 512, 1024, 2048, 4096)
 LENGTH_TARGETS = {1024: 1.5}
 # generate with and without the key-value cache: one fixed, untrained TinyGPT (4 blocks, D = 128, 4 heads, context
@@ -194,7 +201,7 @@ def main() -> None:
         print(f"{name:30s}{_ratio_columns(r, TARGETS.get(name))}")
     lengths = {} if args.skip_lengths else attention_by_length(args.repeats, tuple(args.lengths))
     if lengths:
-        print("\nflash_attention vs F.scaled_dot_product_attention, one head, E = 64, float32, blocks of 64 keys")
+        print("\nflash_attention vs F.scaled_dot_product_attention, one head, E = 64, float32, blocks of 128 keys")
         print(f"{'T':>6s}{'ours ms':>10s}{'torch ms':>10s}{'ratio':>8s}{'target':>8s}{'ours MB':>10s}{'torch MB':>10s}")
     for T, r in lengths.items():
         print(f"{T:6d}{_ratio_columns(r, LENGTH_TARGETS.get(T), r['ours_mb'], r['torch_mb'])}")

@@ -340,7 +340,7 @@ def flash_attention(
     attn_mask: torch.Tensor | None = None,
     is_causal: bool = False,
     scale: float | None = None,
-    block_size: int = 64,
+    block_size: int = 128,
 ) -> torch.Tensor:
     """Attention one block of keys at a time: the Tq x Tk scores are never held at once.
 
@@ -378,11 +378,14 @@ def flash_attention(
             raise ValueError(f"attn_mask of shape {tuple(attn_mask.shape)} does not broadcast to (..., {Tq}, {Tk})")
         attn_mask = torch.broadcast_to(attn_mask, (*attn_mask.shape[:-2], Tq, Tk))  # a view: nothing is copied
     rows = torch.arange(Tq, device=query.device)[:, None]  # (Tq, 1): query positions, for the causal mask
-    m = query.new_full((), float("-inf"))  # (..., Tq, 1) once a block is read: the largest score so far
+    # m: (..., Tq, 1) once a block is read, the largest score so far. It starts at the lowest finite number, not at
+    # -inf, so that a query with no visible key yet computes exp(-inf - m) = 0, not exp(-inf + inf) = NaN.
+    m = query.new_full((), torch.finfo(query.dtype).min)
     l = query.new_zeros(())  # (..., Tq, 1): sum of exp(score - m) over the keys read so far
     o = query.new_zeros(*query.shape[:-1], value.shape[-1])  # (..., Tq, Ev): sum of exp(score - m) * value
-    for j in range(0, Tk, block_size):
-        k, v = key[..., j:j + block_size, :], value[..., j:j + block_size, :]  # (..., b, E), (..., b, Ev)
+    # Not strict: with Tk = 0, split still gives one empty block, and the empty range skips it.
+    blocks = zip(range(0, Tk, block_size), key.split(block_size, -2), value.split(block_size, -2), strict=False)
+    for j, k, v in blocks:  # j: the block's first key; k (..., b, E) and v (..., b, Ev): views, nothing is copied
         s = query @ k.transpose(-2, -1)  # (..., Tq, b): the only scores that exist at a time
         if is_causal:
             s = s.masked_fill(torch.arange(j, j + k.shape[-2], device=s.device) > rows, float("-inf"))
@@ -390,11 +393,10 @@ def flash_attention(
             blk = attn_mask[..., j:j + block_size]  # (..., Tq, b)
             s = torch.where(blk, s, float("-inf")) if blk.dtype == torch.bool else s + blk
         m_new = torch.maximum(m, s.detach().amax(-1, keepdim=True))  # (..., Tq, 1): the shift cancels in o / l
-        shift = torch.where(m_new == float("-inf"), 0.0, m_new)  # no key visible yet: shift by 0, not by -inf
-        rescale = torch.exp(m - shift)  # (..., Tq, 1): exp(m - m'), moves the old terms to the new maximum
-        p = torch.exp(s - shift)  # (..., Tq, b): unnormalised weights of this block
-        l = l * rescale + p.sum(-1, keepdim=True)  # (..., Tq, 1)
-        o = o * rescale + p @ v  # (..., Tq, Ev)
+        rescale = torch.exp(m - m_new)  # (..., Tq, 1): exp(m - m'), moves the old terms to the new maximum
+        p = s.sub_(m_new).exp_()  # (..., Tq, b): exp(s - m'), written over the scores, which are not needed again
+        l = p.sum(-1, keepdim=True).addcmul_(l, rescale)  # (..., Tq, 1): l * rescale + this block's sum
+        o = (p @ v).addcmul_(o, rescale)  # (..., Tq, Ev): o * rescale + this block's weighted values
         m = m_new
     return o / torch.where(l == 0, 1.0, l)  # (..., Tq, Ev); a query with every key masked keeps o = 0
 
