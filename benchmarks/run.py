@@ -10,6 +10,7 @@ These numbers are targets to watch, not tests: nothing here fails the test suite
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import statistics
@@ -60,6 +61,12 @@ LENGTH_TARGETS = {1024: 1.5}
 # At most 5 repeats: one run without the cache at 127 tokens takes about a second.
 NEW_TOKENS = (16, 64, 127)
 CHAPTER_BUDGET_S = 60.0
+# Live sliders: the time from setting a slider value on a LiveFigure to its new image bytes (a real front end adds the
+# round trip to the kernel and the decoding, about 20-50 ms). A first visit to a neighbouring value should be served
+# from the frames rendered ahead: under 100 ms. The reader is assumed to pause LIVE_PAUSE_S seconds on a frame before
+# the next move; the idle loop needs one render plus widgets.PREFETCH_DELAY_S to have the first neighbour ready.
+LIVE_TARGET_MS = 100.0
+LIVE_PAUSE_S = 1.0
 
 
 def _median_time(fn: Callable[[], object], repeats: int) -> float:
@@ -159,6 +166,79 @@ def generation_benchmarks(repeats: int, new_tokens: tuple[int, ...] = NEW_TOKENS
     return out
 
 
+def _live_figures() -> dict[str, tuple]:
+    """Three slider figures of the chapters, rebuilt from the package: (render, grid, initial, dpi, image format)."""
+    from dlbook import figures
+    from dlbook.arithmetic import conv_output_size, read_counts
+    from dlbook.conv import CLASSIC_KERNELS, classic_kernel, conv2d
+    from dlbook.plotting import sample_photo, use_book_style
+
+    use_book_style()
+    hopper, photo = sample_photo(128)[None], sample_photo(96)[None]  # (1, 1, H, W)
+
+    def filtered(kernel: str, kernel_size: int):  # convolution: hand-made kernels on a photo
+        k = classic_kernel(kernel, kernel_size)  # (k, k)
+        out = conv2d(hopper, k[None, None], padding="same")[0, 0]  # (128, 128)
+        return figures.filtered_photo(hopper[0, 0], k, out, kernel, signed=kernel.startswith(("edges", "outline")))
+
+    def read_count_map(kernel_size: int, padding: int):  # padding: windows reading each pixel
+        row = torch.tensor(read_counts(8, kernel_size, p=padding), dtype=torch.float64)  # (8,)
+        o = conv_output_size(8, kernel_size, p=padding)
+        return figures.read_count_grid(torch.outer(row, row), padding=padding, vmax=25,
+                                       title=f"kernel {kernel_size}, padding {padding}: 8×8 → {o}×{o}")
+
+    return {
+        "convolution: kernels on a photo": (filtered, {"kernel": list(CLASSIC_KERNELS), "kernel_size": [3, 5, 7, 9]},
+                                            {"kernel": "box blur", "kernel_size": 5}, 80, "jpeg"),
+        "padding: read counts": (read_count_map, {"kernel_size": [1, 3, 5], "padding": [0, 1, 2, 3]},
+                                 {"kernel_size": 1, "padding": 1}, 80, "png"),
+        "pooling: window and stride": (lambda kernel_size, stride: figures.pooling_windows(photo[0, 0], kernel_size,
+                                                                                           stride),
+                                       {"kernel_size": [1, 2, 3, 4], "stride": [1, 2, 3, 4]},
+                                       {"kernel_size": 2, "stride": 2}, 72, "jpeg"),
+    }
+
+
+def _time_move(live, name: str, value: object) -> float:
+    """Milliseconds from setting slider ``name`` to ``value`` until the image widget holds the new frame."""
+    shown = []
+    live.image.observe(lambda _change: shown.append(time.perf_counter()), names="value")
+    start = time.perf_counter()
+    live.sliders[name].value = value
+    live.image.unobserve_all("value")
+    return 1e3 * (shown[0] - start)
+
+
+async def _three_moves(spec: tuple) -> tuple[float, float, float]:
+    """One figure, built afresh on this event loop: (a) a first visit before anything was rendered ahead, (b) after
+    a pause, a first visit to a neighbour of that value, (c) back to the start, a revisit."""
+    from dlbook.widgets import LiveFigure
+
+    render, grid, initial, dpi, image_format = spec
+    live = LiveFigure(render, grid, initial, dpi, None, image_format)  # renders ahead on this loop's call_later
+    name = next(iter(grid))
+    step = lambda v: grid[name][grid[name].index(v) + 1]  # noqa: E731 -- one step along the first slider
+    cold = _time_move(live, name, step(initial[name]))  # no await since: nothing rendered ahead yet
+    await asyncio.sleep(LIVE_PAUSE_S)
+    ahead = _time_move(live, name, step(step(initial[name])))
+    return cold, ahead, _time_move(live, name, initial[name])
+
+
+def live_slider_benchmarks(repeats: int) -> dict[str, dict[str, list[float]]]:
+    """Per figure, the times in ms of a first visit with nothing rendered ahead, of a first visit to a neighbour
+    after LIVE_PAUSE_S, and of a revisit, each repeated on a fresh LiveFigure."""
+    out = {}
+    for label, spec in _live_figures().items():
+        runs = [asyncio.run(_three_moves(spec)) for _ in range(repeats)]
+        out[label] = dict(zip(("first_ms", "ahead_ms", "revisit_ms"), map(list, zip(*runs, strict=True)),
+                              strict=True))
+    return out
+
+
+def _spread(ms: list[float]) -> str:
+    return f"{statistics.median(ms):7.1f} [{min(ms):5.1f}-{max(ms):5.1f}]"
+
+
 def chapter_times() -> dict[str, float]:
     """Wall-clock seconds to execute each chapter in static-widget mode (the slowest mode: every frame rendered)."""
     env = dict(os.environ, DLBOOK_WIDGETS="static")
@@ -190,6 +270,7 @@ def main() -> None:
     parser.add_argument("--lengths", type=int, nargs="+", default=list(LENGTHS),
                         help="sequence lengths T for attention by length (default: %(default)s)")
     parser.add_argument("--skip-generation", action="store_true", help="skip generate with vs without the cache")
+    parser.add_argument("--skip-live", action="store_true", help="skip the live slider timings")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads for the operator ratios (default 1: the ratio compares the algorithms, "
                              "not how well each one is parallelised)")
@@ -211,13 +292,23 @@ def main() -> None:
         print(f"{'new tokens':>10s}{'cache ms':>10s}{'none ms':>10s}{'speed-up':>10s}")
     for n, r in generation.items():
         print(f"{n:10d}{r['cache_ms']:10.1f}{r['no_cache_ms']:10.1f}{r['speedup']:10.2f}")
+    live = {} if args.skip_live else live_slider_benchmarks(min(args.repeats, 7))
+    if live:
+        print(f"\nlive slider: ms from a slider value to its new image on the widget, median [min-max]; "
+              f"'ahead' after a {LIVE_PAUSE_S:g} s pause")
+        print(f"{'figure':34s}{'first visit':>22s}{'ahead':>22s}{'revisit':>22s}")
+    for label, r in live.items():
+        flag = "" if statistics.median(r["ahead_ms"]) < LIVE_TARGET_MS else "  over target"
+        print(f"{label:34s}{_spread(r['first_ms']):>22s}{_spread(r['ahead_ms']):>22s}{_spread(r['revisit_ms']):>22s}"
+              f"{flag}")
     chapters = {} if args.skip_chapters else chapter_times()
     for name, s in chapters.items():
         print(f"{name:48s}{s:7.1f} s{'  over budget' if s > CHAPTER_BUDGET_S else ''}")
     results_dir = ROOT / "benchmarks" / "results"
     results_dir.mkdir(exist_ok=True)
     (results_dir / "latest.json").write_text(json.dumps({"ops": ops, "attention_by_length": lengths,
-                                                         "generation": generation, "chapters_s": chapters,
+                                                         "generation": generation, "live_slider_ms": live,
+                                                         "chapters_s": chapters,
                                                          "torch": torch.__version__,
                                                          "threads": torch.get_num_threads()}, indent=2))
 

@@ -258,3 +258,26 @@ def test_chinese_text_has_a_font_without_any_installed(page, site_url):
     faces = page.evaluate("""async () => (await document.fonts.load('16px "dlbook CJK"', '卷积填充步长'))
         .map(f => f.status)""")
     assert faces and all(status == "loaded" for status in faces), faces
+
+
+def _frame_sizes(img) -> list[float]:
+    """naturalWidth and shown width of a slider frame, once it has loaded."""
+    img.page.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=img.element_handle())
+    return img.evaluate("i => [i.naturalWidth, i.getBoundingClientRect().width]")
+
+
+def test_slider_frames_have_two_pixels_per_css_pixel(page, site_url):
+    """Frames are rendered at 2x and shown at their CSS size, so they are sharp on high-density screens: at 1280 px
+    each frame, the first one and one a slider moves to, is half as wide on the page as it has pixels."""
+    page.goto(f"{site_url}/book/convnets/stride.html", wait_until="load")
+    widgets = page.locator("div.dlbook-interact")
+    assert widgets.count() >= 3
+    for i in range(widgets.count()):
+        img = widgets.nth(i).locator("img.dlbook-frame")
+        img.scroll_into_view_if_needed()
+        for _ in range(2):
+            natural, shown = _frame_sizes(img)
+            assert abs(natural - 2 * shown) <= 1, f"figure {i}: {natural} px shown {shown:.0f} px wide, not 2x"
+            slider = widgets.nth(i).locator("input.dlbook-slider").first
+            slider.focus()
+            slider.press("ArrowLeft" if slider.evaluate("el => el.value === el.max") else "ArrowRight")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
 
@@ -15,6 +16,8 @@ import pytest  # noqa: E402
 
 from dlbook.widgets import (  # noqa: E402
     BUSY_CLASS,
+    PREFETCH_DELAY_S,
+    SCALE,
     FrameBudget,
     LiveFigure,
     StaticFigure,
@@ -268,3 +271,154 @@ def test_animation_player_needs_no_cdn():
     page = animation_html(anim).data
     assert "maxcdn" not in page and "fa fa-" not in page and "&#9654;" in page
     plt.close(f)
+
+
+# -- frames at 2x: rendered at SCALE * dpi, shown at their CSS size
+
+
+def _wide_figure(k):
+    """A 2 x 1 inch figure: at dpi 30 it is 60 CSS pixels wide, 120 device pixels."""
+    fig, ax = plt.subplots(figsize=(2, 1))
+    ax.plot([0, k], [0, 1])
+    return fig
+
+
+def _pixel_width(image: bytes) -> int:
+    from PIL import Image
+
+    return Image.open(io.BytesIO(image)).width
+
+
+def test_static_frames_are_rendered_at_twice_the_dpi_and_declared_at_half_their_width():
+    fig = interact(_wide_figure, {"k": [1, 2, 3]}, mode="static", dpi=30)
+    assert SCALE == 2 and {_pixel_width(png) for png in fig.frames.values()} == {120}
+    data = json.loads(re.search(r'class="dlbook-data">(.*?)</script>', fig.html).group(1))
+    assert data["widths"] == [60, 60, 60]
+    assert re.search(r'<img class="dlbook-frame"[^>]* width="60" src="data:image/png;base64,', fig.html)
+    assert "max-width:100%;height:auto" in fig.html  # still shrinks on a narrow screen
+    assert "img.width = data.widths[data.frames[key]]" in fig.html  # a frame of another size gets its own width
+
+
+def test_the_site_build_keeps_the_declared_width_when_frames_become_files(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "book" / "_ext" / "dlbook_sphinx.py"
+    spec = importlib.util.spec_from_file_location("dlbook_sphinx_under_test", path)
+    sphinx_ext = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sphinx_ext)
+    fig = interact(_wide_figure, {"k": [1, 2]}, mode="static", dpi=30)
+    body = sphinx_ext.frames_as_files(fig.html, tmp_path, lambda name: name)
+    assert re.search(r'<img class="dlbook-frame"[^>]* width="60" src="_images/frames/\w+\.png"', body)
+    assert json.loads(re.search(r'class="dlbook-data">(.*?)</script>', body).group(1))["widths"] == [60, 60]
+
+
+def test_live_frames_are_rendered_at_twice_the_dpi_and_shown_at_half_their_width():
+    live = interact(_wide_figure, {"k": [1, 2]}, mode="live", dpi=30)
+    assert _pixel_width(live.image.value) == 120 and live.image.width == "60"
+    assert live.image.layout.max_width == "100%" and live.image.layout.height == "auto"
+    sizes = {1: (2, 1), 2: (3, 1)}  # a frame of another size gets its own width
+    live = interact(lambda k: plt.subplots(figsize=sizes[k])[0], {"k": [1, 2]}, mode="live", dpi=30)
+    live.sliders["k"].value = 2
+    assert _pixel_width(live.image.value) == 180 and live.image.width == "90"
+
+
+@pytest.mark.browser
+def test_static_frame_is_shown_at_half_its_natural_width(page):
+    fig = interact(_wide_figure, {"k": [1, 2]}, mode="static", dpi=100)
+    page.set_content(f"<html><body>{fig.html}</body></html>")
+    img = page.locator("img.dlbook-frame")
+    page.wait_for_function("() => document.querySelector('img.dlbook-frame').complete")
+    assert img.evaluate("i => [i.naturalWidth, i.getBoundingClientRect().width]") == [400, 200]
+    page.set_viewport_size({"width": 150, "height": 600})  # narrower than the figure: it shrinks, proportions kept
+    shown = img.evaluate("i => [i.getBoundingClientRect().width, i.getBoundingClientRect().height]")
+    assert shown[0] < 150 and abs(shown[0] / shown[1] - 2) < 0.05
+
+
+# -- live figures render the neighbours of the current setting ahead, one per idle callback
+
+
+class _Loop:
+    """A stand-in for the kernel's event loop: callbacks wait in a list until ``run`` calls them."""
+
+    def __init__(self):
+        self.pending, self.delays = [], []
+
+    def __call__(self, delay, callback):
+        self.delays.append(delay)
+        self.pending.append(callback)
+
+    def run(self, n=None):
+        done = 0
+        while self.pending and (n is None or done < n):
+            self.pending.pop(0)()
+            done += 1
+        return done
+
+
+def _counting_render(calls):
+    def render(k, s):
+        calls.append((k, s))
+        return _marker_png(k=k, s=s)
+
+    return render
+
+
+def test_live_figure_renders_the_neighbours_ahead_when_idle():
+    calls, loop = [], _Loop()
+    live = LiveFigure(_counting_render(calls), {"k": [1, 3, 5], "s": [1, 2]}, {"k": 3, "s": 1}, 30, None,
+                      schedule=loop)
+    assert calls == [(3, 1)] and len(loop.pending) == 1  # nothing rendered ahead until the loop runs
+    assert loop.run() == 3  # one frame per callback
+    assert loop.delays == [PREFETCH_DELAY_S, 0, 0]  # the first waits for an idle kernel, the next follow at once
+    assert calls == [(3, 1), (5, 1), (1, 1), (3, 2)]  # one step along each slider; s = 0 is not on the grid
+    live.sliders["k"].value = 5  # a neighbour: served from the cache, no render
+    assert len(calls) == 4 and live.image.value == _marker_png(k=5, s=1)
+    loop.run()
+    assert calls[4:] == [(5, 2)]  # k = 7 is past the grid's end; (3, 1) is cached
+
+
+def test_a_slider_event_during_the_prefetch_is_served_and_the_queue_follows_it():
+    calls, loop = [], _Loop()
+    live = LiveFigure(_counting_render(calls), {"k": [1, 3, 5, 7, 9], "s": [1, 2]}, {"k": 1, "s": 1}, 30, None,
+                      schedule=loop)
+    loop.run(1)  # (3, 1) rendered ahead; (1, 2) still queued
+    live.sliders["k"].value = 9  # not cached: rendered now, at once
+    assert calls == [(1, 1), (3, 1), (9, 1)] and live.image.value == _marker_png(k=9, s=1)
+    loop.run()
+    assert calls[3:] == [(7, 1), (9, 2)]  # the neighbours of the new setting, not (1, 2) of the old one
+    assert len(loop.pending) == 0
+
+
+def test_nothing_is_rendered_ahead_while_cells_run(monkeypatch):
+    from dlbook import widgets
+
+    cells = [7]
+    monkeypatch.setattr(widgets, "_cells_run", lambda: cells[0])
+    calls, loop = [], _Loop()
+    LiveFigure(_counting_render(calls), {"k": [1, 3], "s": [1]}, {"k": 1, "s": 1}, 30, None, schedule=loop)
+    cells[0] += 1  # the next cell of the notebook ran before the callback
+    loop.run(1)
+    assert calls == [(1, 1)] and len(loop.pending) == 1  # put off, not dropped
+    loop.run()
+    assert calls == [(1, 1), (3, 1)]
+
+
+def test_a_frame_that_fails_ahead_is_skipped_and_fails_when_shown():
+    loop = _Loop()
+
+    def render(k):
+        if k == 2:
+            raise RuntimeError("broken frame")
+        return _marker_png(k=k)
+
+    live = LiveFigure(render, {"k": [1, 2, 3]}, {"k": 1}, 30, None, schedule=loop)
+    loop.run()
+    with pytest.raises(RuntimeError, match="broken frame"):
+        live.sliders["k"].value = 2
+
+
+def test_without_an_event_loop_nothing_is_rendered_ahead():
+    calls = []
+    live = interact(_counting_render(calls), {"k": [1, 3], "s": [1, 2]}, mode="live")
+    assert calls == [(1, 1)] and live.neighbours() == [{"k": 3, "s": 1}, {"k": 1, "s": 2}]

@@ -3,9 +3,12 @@
 One call, :func:`interact`, gives
 
 * **live** mode (a Jupyter kernel is attached): ipywidgets sliders above an image; every change re-renders the figure
-  in the kernel;
+  in the kernel, and while the kernel is idle the frames one slider step away are rendered ahead of the reader;
 * **static** mode (the built site): every frame of the slider grid is rendered once at build time and written into a
   self-contained HTML block with a few lines of JavaScript that swap the frame. No kernel, no CDN, no require.js.
+
+Frames are rendered at twice the ``dpi`` asked for and shown at half their pixel width, as matplotlib's "retina"
+figures are: the same size on the page, sharp on high-density screens.
 
 A second call, :func:`html_app`, embeds a small JavaScript program that *computes* what it draws (e.g. the
 convolution-arithmetic explorer). It needs no kernel in either mode.
@@ -19,6 +22,7 @@ dlbook never pull them in.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import html
@@ -30,6 +34,7 @@ import os
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from dlbook._checks import instance, one_of
@@ -39,7 +44,10 @@ __all__ = [
     "BUSY_CLASS",
     "FrameBudget",
     "widget_mode",
+    "SCALE",
+    "PREFETCH_DELAY_S",
     "render_png",
+    "css_width",
     "interact",
     "StaticFigure",
     "LiveFigure",
@@ -50,6 +58,8 @@ __all__ = [
 
 MODE_ENV = "DLBOOK_WIDGETS"
 _MODES = ("live", "static")
+SCALE = 2  # device pixels per CSS pixel of a frame: rendered at SCALE * dpi, shown at 1 / SCALE of its pixel width
+PREFETCH_DELAY_S = 0.2  # a live figure starts rendering ahead once the kernel has been idle this long
 
 
 @dataclass(frozen=True)
@@ -57,11 +67,12 @@ class FrameBudget:
     """How much a static slider figure may embed in a page.
 
     A grid larger than this is refused with a ``ValueError`` instead of producing a page of tens of megabytes:
-    make the grid coarser, or split the figure.
+    make the grid coarser, or split the figure. The byte limit is for frames at 2x (:data:`SCALE`), which take 1.8 to
+    2.7 times the bytes of the same frames at 1x: 8 MB admits the grids that 3 MB admits at 1x.
     """
 
     max_frames: int = 240
-    max_bytes: int = 3_000_000
+    max_bytes: int = 8_000_000
 
 
 def widget_mode(mode: str | None = None) -> str:
@@ -95,6 +106,13 @@ def render_png(figure: Any, dpi: int = 80, image_format: str = "png") -> bytes:
         figure.savefig(buf, format="jpeg", dpi=dpi, pil_kwargs={"quality": 85, "optimize": True})
     plt.close(figure)
     return buf.getvalue()
+
+
+def css_width(image: bytes) -> int:
+    """The width in CSS pixels at which a frame is shown: its pixel width over :data:`SCALE`."""
+    from PIL import Image
+
+    return round(Image.open(io.BytesIO(image)).width / SCALE)
 
 
 def frame_key(values: Mapping[str, Any]) -> str:
@@ -165,40 +183,73 @@ def _description_width(names: Sequence[str]) -> str:
     return f"{max(len(name) for name in names) + 2}ch"
 
 
+def _kernel_schedule() -> Callable[[float, Callable[[], None]], Any] | None:
+    """``call_later`` of the running event loop (in a Jupyter kernel, the loop that handles the slider events), or
+    ``None`` without one (a script, a test): then nothing is rendered ahead."""
+    try:
+        return asyncio.get_running_loop().call_later
+    except RuntimeError:
+        return None
+
+
+def _cells_run() -> int:
+    """How many cells the IPython shell has run (0 outside IPython): a change means the kernel was not idle."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell.execution_count if shell is not None else 0
+
+
+def _sliders(params: dict[str, list[Any]], initial: dict[str, Any], readout_chars: int) -> dict[str, Any]:
+    """One ``SelectionSlider`` per parameter, all with one label width and one bar width."""
+    import ipywidgets
+
+    label_width = _description_width(list(params))
+    # 420px as before, wider when long names or values would leave the bar short
+    slider_width = f"max(420px, calc({label_width} + {readout_chars}ch + 240px))"
+    return {
+        name: ipywidgets.SelectionSlider(options=[(_label(v), v) for v in values], value=initial[name],
+                                         description=name, continuous_update=True,
+                                         style={"description_width": label_width},
+                                         layout=ipywidgets.Layout(width=slider_width))
+        for name, values in params.items()
+    }
+
+
 class LiveFigure:
     """ipywidgets sliders above an image that is re-rendered in the kernel on every change.
 
     ``sliders`` maps parameter name to its ``SelectionSlider``; ``image`` is the ``ipywidgets.Image`` showing the
     current frame (it carries the CSS class ``BUSY_CLASS`` while a new frame is being rendered); ``values()`` gives
     the current parameter values.
+
+    After a frame is shown, the frames one step away along each slider are rendered ahead, one per callback of the
+    kernel's event loop (``schedule(delay, callback)``, default: the running loop's ``call_later``), so that a slider
+    event waits for at most one render; pyplot is not thread-safe, so no thread. The first of them waits until no cell
+    has run for ``PREFETCH_DELAY_S``: a notebook executed cell after cell renders nothing ahead.
     """
 
     def __init__(self, render: Callable[..., Any], params: dict[str, list[Any]], initial: dict[str, Any], dpi: int,
-                 title: str | None, image_format: str = "png") -> None:
+                 title: str | None, image_format: str = "png",
+                 schedule: Callable[[float, Callable[[], None]], Any] | None = None) -> None:
         import ipywidgets
 
         self._render = render
-        self._dpi = dpi
+        self._params = params
+        self._dpi = SCALE * dpi  # the raster's dots per inch; ``dpi`` counts CSS pixels
         self._format = image_format
         self._cache: dict[str, bytes] = {}
-        label_width = _description_width(list(params))
+        self._schedule = schedule if schedule is not None else _kernel_schedule()
+        self._ahead: list[dict[str, Any]] = []  # settings still to render ahead, nearest first
+        self._waiting = False  # a callback is scheduled
         readout_chars = max(len(_label(v)) for values in params.values() for v in values) + 1
-        # 420px as before, wider when long names or values would leave the bar short
-        slider_width = f"max(420px, calc({label_width} + {readout_chars}ch + 240px))"
-        self.sliders = {
-            name: ipywidgets.SelectionSlider(
-                options=[(_label(v), v) for v in values],
-                value=initial[name],
-                description=name,
-                continuous_update=True,
-                style={"description_width": label_width},
-                layout=ipywidgets.Layout(width=slider_width),
-            )
-            for name, values in params.items()
-        }
-        # flex-start: shown at its own pixel size, not stretched (and blurred) to the width of the output area
-        self.image = ipywidgets.Image(format=image_format, value=self._frame(initial),
-                                      layout=ipywidgets.Layout(align_self="flex-start", max_width="100%"))
+        self.sliders = _sliders(params, initial, readout_chars)
+        # flex-start: shown at its own CSS size, not stretched (and blurred) to the width of the output area;
+        # max-width and height auto shrink it, proportions kept, on a narrow screen
+        first = self._frame(initial)
+        self.image = ipywidgets.Image(format=image_format, value=first, width=str(css_width(first)),
+                                      layout=ipywidgets.Layout(align_self="flex-start", max_width="100%",
+                                                               height="auto"))
         self.image.add_class("dlbook-live-frame")
         header = [ipywidgets.HTML(f"<b>{html.escape(title)}</b>")] if title else []
         figure_class = f"dlbook-live-{secrets.token_hex(4)}"
@@ -207,6 +258,7 @@ class LiveFigure:
         self.widget.add_class(figure_class)
         for slider in self.sliders.values():
             slider.observe(self._update, names="value")
+        self._render_ahead()
 
     def values(self) -> dict[str, Any]:
         return {name: slider.value for name, slider in self.sliders.items()}
@@ -217,16 +269,54 @@ class LiveFigure:
             self._cache[key] = render_png(self._render(**values), dpi=self._dpi, image_format=self._format)
         return self._cache[key]
 
+    def _show(self, frame: bytes) -> None:
+        self.image.value = frame
+        self.image.width = str(css_width(frame))
+
     def _update(self, _change: Any = None) -> None:
         values = self.values()
         if frame_key(values) in self._cache:
-            self.image.value = self._frame(values)
+            self._show(self._frame(values))
+        else:
+            self.image.add_class(BUSY_CLASS)  # sent to the page at once, before the render starts
+            try:
+                self._show(self._frame(values))
+            finally:
+                self.image.remove_class(BUSY_CLASS)
+        self._render_ahead()
+
+    def neighbours(self) -> list[dict[str, Any]]:
+        """The settings one step from the current one along each slider, in slider order (none past a grid's end)."""
+        current = self.values()
+        out = []
+        for name, values in self._params.items():
+            i = [_label(v) for v in values].index(_label(current[name]))
+            out += [{**current, name: values[j]} for j in (i + 1, i - 1) if 0 <= j < len(values)]
+        return out
+
+    def _render_ahead(self) -> None:
+        """Queue the neighbours of the current setting (they replace an older queue) and wake the idle loop."""
+        self._ahead = self.neighbours()
+        self._next_ahead(PREFETCH_DELAY_S)
+
+    def _next_ahead(self, delay: float) -> None:
+        self._ahead = [values for values in self._ahead if frame_key(values) not in self._cache]
+        if self._ahead and self._schedule is not None and not self._waiting:
+            self._waiting = True
+            self._schedule(delay, partial(self._render_one_ahead, _cells_run()))
+
+    def _render_one_ahead(self, cells_run: int) -> None:
+        """Render the first queued frame if no cell ran since this was scheduled (the kernel is idle); go on later."""
+        self._waiting = False
+        if _cells_run() != cells_run:
+            self._next_ahead(PREFETCH_DELAY_S)
             return
-        self.image.add_class(BUSY_CLASS)  # sent to the page at once, before the render starts
-        try:
-            self.image.value = self._frame(values)
-        finally:
-            self.image.remove_class(BUSY_CLASS)
+        if self._ahead:
+            try:
+                self._frame(self._ahead.pop(0))
+            except Exception:  # skipped here: the reader meets the error if they move there
+                pass
+        self._next_ahead(0.0)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
@@ -246,13 +336,14 @@ def interact(
     """Sliders for ``params`` that redraw ``render(**values)``, live in a kernel or precomputed for the static site.
 
     Args:
-        render: called with one keyword argument per parameter; returns a matplotlib ``Figure`` (or PNG bytes).
+        render: called with one keyword argument per parameter; returns a matplotlib ``Figure`` (or image bytes,
+            shown like every frame at 1 / :data:`SCALE` of their pixel width).
             It must be a pure function of its arguments: the static site shows what it returned at build time.
         params: parameter name -> the slider's values, in slider order, e.g. ``{"kernel_size": [1, 3, 5, 7]}``.
         defaults: starting value per parameter (default: the first value of each).
         title: a heading shown above the sliders.
         mode: ``"live"`` or ``"static"``; default from ``$DLBOOK_WIDGETS`` (see :func:`widget_mode`).
-        dpi: resolution of the frames.
+        dpi: CSS pixels per inch of the figure on the page; frames are rendered at ``SCALE * dpi``.
         image_format: ``"png"`` or ``"jpeg"`` (use JPEG for figures that are mostly photographs: far smaller pages).
         budget: limits on the number and total size of precomputed frames (static mode only).
 
@@ -279,7 +370,7 @@ def _static_figure(render, grid, initial, dpi, title, image_format, budget: Fram
     frames: dict[str, bytes] = {}
     for combo in itertools.product(*grid.values()):
         values = dict(zip(grid, combo, strict=True))
-        frames[frame_key(values)] = render_png(render(**values), dpi=dpi, image_format=image_format)
+        frames[frame_key(values)] = render_png(render(**values), dpi=SCALE * dpi, image_format=image_format)
         if sum(map(len, frames.values())) > budget.max_bytes:
             raise ValueError(f"slider frames exceed the page budget of {budget.max_bytes:,} bytes: lower dpi or values")
     idle = _idle_sliders(grid, frames)
@@ -332,6 +423,7 @@ _STATIC_JS = """
       parts.push(name + "=" + label);
     });
     var key = parts.join("|");
+    img.width = data.widths[data.frames[key]];
     img.src = source(data.frames[key]);
     img.dataset.key = key;
     prefetch(parts);
@@ -370,15 +462,17 @@ _STYLE = (
 def _static_html(grid, initial, frames: dict[str, bytes], title: str | None, mime: str) -> str:
     # Identical frames (a slider value that changes nothing at some setting) are stored once.
     images: list[str] = []
+    widths: list[int] = []  # CSS pixels: frames of one figure may differ in size
     index_of: dict[bytes, int] = {}
     frame_index: dict[str, int] = {}
     for key, png in frames.items():
         if png not in index_of:
             index_of[png] = len(images)
             images.append(base64.b64encode(png).decode("ascii"))
+            widths.append(css_width(png))
         frame_index[key] = index_of[png]
     labels = {name: [_label(v) for v in values] for name, values in grid.items()}
-    data = {"labels": labels, "frames": frame_index, "images": images, "mime": mime}
+    data = {"labels": labels, "frames": frame_index, "images": images, "widths": widths, "mime": mime}
     digest = hashlib.sha1(json.dumps(frame_index, sort_keys=True).encode()).hexdigest()[:8]
     uid = f"dlbook-{digest}-{secrets.token_hex(3)}"  # unique per output, so two figures on a page never collide
     controls = []
@@ -390,14 +484,15 @@ def _static_html(grid, initial, frames: dict[str, bytes], title: str | None, mim
             f'data-param="{html.escape(name)}" aria-label="{html.escape(name)}">'
             f"<output>{html.escape(_label(initial[name]))}</output></label>"
         )
-    first = images[frame_index[frame_key(initial)]]
+    first = frame_index[frame_key(initial)]
     heading = f"<div><b>{html.escape(title)}</b></div>" if title else ""
     payload = json.dumps(data).replace("</", "<\\/")  # never close the script tag early
     return (
         f'<div class="dlbook-interact" id="{uid}"><style>{_STYLE}</style>{heading}'
         f'<div class="dlbook-controls">{"".join(controls)}</div>'
+        # the width comes before src: the site's build moves src to a file and keeps what stands before it
         f'<img class="dlbook-frame" alt="figure for the slider settings" data-key="{html.escape(frame_key(initial))}" '
-        f'src="data:{mime};base64,{first}">'
+        f'width="{widths[first]}" src="data:{mime};base64,{images[first]}">'
         f'<script type="application/json" class="dlbook-data">{payload}</script>'
         f"<script>{_STATIC_JS.replace('__ROOT_ID__', json.dumps(uid)).replace('__KEY_GUARD__', _KEY_GUARD_JS)}"
         "</script></div>"
