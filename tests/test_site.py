@@ -171,6 +171,23 @@ def test_no_page_scrolls_sideways(browser, site_url, width, edition):
     assert not wide, f"at {width} px these pages scroll sideways: {wide}"
 
 
+@pytest.mark.parametrize("edition", EDITIONS)
+def test_no_display_equation_is_wider_than_the_text_column_on_a_desktop(page, site_url, edition):
+    """At 1280 px every display equation fits the column: a long one is set on several lines, not scrolled. (On a
+    phone a wide equation scrolls inside its own box; the page itself never does, see above.)"""
+    page.set_viewport_size({"width": 1280, "height": 800})
+    wide = []
+    for path in [edition + p for p in toc_pages()]:
+        page.goto(f"{site_url}/{path}", wait_until="load")
+        page.wait_for_function("() => !window.MathJax || (MathJax.startup && MathJax.startup.promise)", timeout=15000)
+        page.evaluate("() => window.MathJax && MathJax.startup.promise")  # typeset (it runs after DOMContentLoaded)
+        wide += [f"{path}: {w} px in {c} px: {text}" for w, c, text in page.evaluate(
+            """() => [...document.querySelectorAll('mjx-container[display="true"]')]
+                 .filter(m => m.scrollWidth > m.clientWidth + 1)
+                 .map(m => [m.scrollWidth, m.clientWidth, m.textContent.slice(0, 40)])""")]
+    assert not wide, f"display equations wider than the column: {wide}"
+
+
 @pytest.mark.parametrize("query, chapter", [("stride", "Stride"), ("padding", "Padding"), ("pooling", "Pooling"),
                                             ("dropout", "Regularization")])
 def test_search_puts_the_chapter_named_by_the_query_first(page, site_url, query, chapter):
