@@ -49,11 +49,33 @@ def build_site(out_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def site_dir(tmp_path_factory) -> Path:
-    """The built static site. Set DLBOOK_SITE=path/to/html to reuse an existing build while iterating."""
+    """The built static site, built once per test run. Set DLBOOK_SITE=path/to/html to reuse an existing build while
+    iterating.
+
+    Under pytest-xdist (``make test`` runs ``pytest -n``) every worker asks for it: the first one builds it into a
+    folder the workers share while the others wait on a lock, then all read the same site; a failed build fails each
+    worker's site tests with the same message."""
     reuse = os.environ.get("DLBOOK_SITE")
     if reuse and not os.environ.get("CI"):
         return Path(reuse)
-    return build_site(tmp_path_factory.mktemp("site"))
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return build_site(tmp_path_factory.mktemp("site"))
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent / "site"  # the run's folder, above each worker's own
+    built, failed = shared / "built", shared / "failed"
+    with FileLock(str(shared) + ".lock"):
+        if not built.exists() and not failed.exists():
+            shared.mkdir(exist_ok=True)
+            try:
+                build_site(shared)
+            except BaseException as exc:  # pytest.fail raises an exception outside Exception
+                failed.write_text(str(exc) or type(exc).__name__, encoding="utf-8")
+                raise
+            built.touch()
+    if failed.exists():
+        pytest.fail(f"site build failed in another worker:\n{failed.read_text(encoding='utf-8')}")
+    return shared / "_build" / "html"
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -101,3 +123,12 @@ def page(browser):
 
 def has_chromium() -> bool:
     return CHROMIUM.exists() or shutil.which("chromium") is not None
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items):
+    """The tests that read the survey of the site's pages (test_site.py) run on one pytest-xdist worker, so that
+    every page is visited once per run, not once per worker."""
+    for item in items:
+        if "survey" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("survey"))

@@ -77,3 +77,61 @@ def check_static_slider_figure(widget) -> int:
         assert label == values[s.get_attribute("data-param")]
         moves += 1
     return moves
+
+
+# What one visit of a page records (see survey_pages); the browser tests read these instead of loading every page
+# once per check.
+_FACTS_JS = """() => ({
+    size: [document.documentElement.scrollWidth, document.documentElement.clientWidth],
+    broken: [...document.images].filter(i => i.complete && i.naturalWidth === 0).map(i => i.src.slice(0, 80)),
+    wide_equations: [...document.querySelectorAll('mjx-container[display="true"]')]
+        .filter(m => m.scrollWidth > m.clientWidth + 1)
+        .map(m => [m.scrollWidth, m.clientWidth, m.textContent.slice(0, 40)]),
+    widget_ids: [...document.querySelectorAll('.dlbook-interact, .dlbook-app')].map(e => e.id),
+    sliders: [...document.querySelectorAll('div.dlbook-interact input.dlbook-slider')].map(s => s.dataset.param),
+    squeezed: [...document.querySelectorAll('div.cell_output img')]
+        .filter(i => i.complete && i.naturalWidth > 0 && i.width > 0)
+        .filter(i => Math.abs((i.width / i.height) / (i.naturalWidth / i.naturalHeight) - 1) > 0.02)
+        .map(i => i.width + 'x' + i.height + ' ' + i.src.slice(-40)),
+})"""
+
+
+def survey_pages(browser, site_url: str, paths: list[str], width: int, *, move_sliders: bool) -> dict[str, dict]:
+    """Visit each page once in a fresh viewport ``width`` px wide and record what the browser tests check:
+    ``status`` (HTTP), ``errors`` (console and page errors, offline requests to other hosts left out), and after
+    MathJax has typeset the page, ``size`` (scrollWidth, clientWidth of the page), ``broken`` images,
+    ``wide_equations`` (display equations wider than their box), ``widget_ids``, ``sliders`` (the parameter of each
+    slider of the static slider figures) and ``squeezed`` images (shown with another aspect ratio than their own).
+    With ``move_sliders`` every slider of every static slider figure is then moved once (check_static_slider_figure):
+    ``moves`` counts the checked moves per figure, ``slider_failure`` holds the first failed check's message and
+    ``slider_errors`` the errors raised while the sliders moved."""
+    context = browser.new_context(viewport={"width": width, "height": 900 if width > 800 else 844})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+    page.on("console", lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None)
+    out = {}
+    try:
+        for path in paths:
+            errors.clear()
+            response = page.goto(f"{site_url}/{path}", wait_until="load")
+            # MathJax typesets in the task after DOMContentLoaded; wait for its promise, then for the page to settle
+            page.wait_for_function("() => !window.MathJax || (MathJax.startup && MathJax.startup.promise)",
+                                   timeout=15000)
+            page.evaluate("() => window.MathJax && MathJax.startup.promise")
+            page.wait_for_timeout(100)
+            facts = page.evaluate(_FACTS_JS)
+            facts["status"] = response.status if response is not None else None
+            facts["errors"] = real_errors(errors, site_url)
+            facts["moves"], facts["slider_failure"] = [], None
+            if move_sliders:
+                widgets = page.locator("div.dlbook-interact")
+                try:
+                    facts["moves"] = [check_static_slider_figure(widgets.nth(i)) for i in range(widgets.count())]
+                except AssertionError as exc:
+                    facts["slider_failure"] = str(exc) or "a slider check failed"
+            facts["slider_errors"] = real_errors(errors, site_url)[len(facts["errors"]):]
+            out[path] = facts
+    finally:
+        context.close()
+    return out

@@ -6,12 +6,28 @@ import re
 
 import pytest
 
-from sitecheck import check_static_slider_figure, real_errors, toc_pages
+from sitecheck import survey_pages, toc_pages
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 # the English site and, in its folder zh/, the Chinese edition built from the same outputs (book/_ext/editions.py)
 EDITIONS = ["", "zh/"]
+CHAPTERS = [p for p in toc_pages() if p.endswith(".html") and p.count("/") == 2]
+
+
+@pytest.fixture(scope="session")
+def survey(browser, site_url):
+    """``survey(edition, width)``: what one visit of every page of an edition at that width recorded (see
+    sitecheck.survey_pages), each page visited once per test run and width; at 1280 px every slider is moved too."""
+    done = {}
+
+    def get(edition: str, width: int) -> dict[str, dict]:
+        if (edition, width) not in done:
+            done[edition, width] = survey_pages(browser, site_url, [edition + p for p in toc_pages()], width,
+                                                move_sliders=width == 1280)
+        return done[edition, width]
+
+    return get
 
 
 @pytest.mark.parametrize("edition", EDITIONS)
@@ -22,16 +38,11 @@ def test_every_toc_page_exists(site_dir, edition):
 
 @pytest.mark.parametrize("edition", EDITIONS)
 @pytest.mark.parametrize("path", toc_pages())
-def test_page_loads_without_errors(page, site_url, edition, path):
-    path = edition + path
-    response = page.goto(f"{site_url}/{path}", wait_until="load")
-    assert response is not None and response.ok, f"{path}: HTTP {response.status if response else 'none'}"
-    page.wait_for_timeout(300)  # let MathJax and the slider scripts run
-    errors = real_errors(page.js_errors, site_url)
-    assert not errors, f"{path}: JavaScript errors: {errors}"
-    broken = page.evaluate(
-        "() => [...document.images].filter(i => i.complete && i.naturalWidth === 0).map(i => i.src.slice(0, 80))")
-    assert not broken, f"{path}: images that did not load: {broken}"
+def test_page_loads_without_errors(survey, edition, path):
+    facts = survey(edition, 1280)[edition + path]
+    assert facts["status"] == 200, f"{edition + path}: HTTP {facts['status']}"
+    assert not facts["errors"], f"{edition + path}: JavaScript errors: {facts['errors']}"
+    assert not facts["broken"], f"{edition + path}: images that did not load: {facts['broken']}"
 
 
 @pytest.mark.parametrize("edition", EDITIONS)
@@ -62,33 +73,28 @@ EXPECTED_SLIDERS = {
 
 
 @pytest.mark.parametrize("path", sorted(EXPECTED_SLIDERS))
-def test_chapter_offers_its_sliders(page, site_url, path):
-    page.goto(f"{site_url}/{path}", wait_until="load")
-    widgets = page.locator("div.dlbook-interact")
-    params = set()
-    for i in range(widgets.count()):
-        sliders = widgets.nth(i).locator("input.dlbook-slider")
-        params |= {sliders.nth(j).get_attribute("data-param") for j in range(sliders.count())}
+def test_chapter_offers_its_sliders(survey, path):
+    params = set(survey("", 1280)[path]["sliders"])
     missing = EXPECTED_SLIDERS[path] - params
     assert not missing, f"{path}: no slider for {sorted(missing)} (sliders: {sorted(params)})"
 
 
-def test_widget_ids_are_unique(page, site_url):
-    for path in toc_pages():
-        page.goto(f"{site_url}/{path}", wait_until="load")
-        ids = page.evaluate("() => [...document.querySelectorAll('.dlbook-interact, .dlbook-app')].map(e => e.id)")
+@pytest.mark.parametrize("edition", EDITIONS)
+def test_widget_ids_are_unique(survey, edition):
+    for path, facts in survey(edition, 1280).items():
+        ids = facts["widget_ids"]
         assert len(ids) == len(set(ids)), f"{path}: two interactive figures share an id: {ids}"
 
 
 @pytest.mark.parametrize("edition", EDITIONS)
-@pytest.mark.parametrize("path", [p for p in toc_pages() if p.endswith(".html") and p.count("/") == 2])
-def test_every_slider_figure_swaps_frames(page, site_url, edition, path):
-    """On every chapter, every precomputed slider figure shows the frame for the values its sliders are moved to."""
-    page.goto(f"{site_url}/{edition}{path}", wait_until="load")
-    widgets = page.locator("div.dlbook-interact")
-    for i in range(widgets.count()):
-        assert check_static_slider_figure(widgets.nth(i)) >= 1
-    assert not real_errors(page.js_errors, site_url)
+@pytest.mark.parametrize("path", CHAPTERS)
+def test_every_slider_figure_swaps_frames(survey, edition, path):
+    """On every chapter, every precomputed slider figure shows the frame for the values its sliders are moved to
+    (sitecheck.check_static_slider_figure, run on each figure during the survey)."""
+    facts = survey(edition, 1280)[edition + path]
+    assert facts["slider_failure"] is None, f"{edition + path}: {facts['slider_failure']}"
+    assert all(moves >= 1 for moves in facts["moves"]), f"{edition + path}: a slider figure without sliders"
+    assert not facts["slider_errors"], f"{edition + path}: errors while moving sliders: {facts['slider_errors']}"
 
 
 @pytest.mark.parametrize("path", ["book/convnets/padding.html", "book/convnets/stride.html"])
@@ -156,35 +162,19 @@ def test_no_page_carries_a_launch_configuration_for_another_repository(site_dir)
 
 @pytest.mark.parametrize("edition", EDITIONS)
 @pytest.mark.parametrize("width", [390, 1280])
-def test_no_page_scrolls_sideways(browser, site_url, width, edition):
+def test_no_page_scrolls_sideways(survey, width, edition):
     """The page itself never scrolls sideways (code blocks may scroll inside their own box)."""
-    context = browser.new_context(viewport={"width": width, "height": 844})
-    page = context.new_page()
-    wide = []
-    for path in [edition + p for p in toc_pages()]:
-        page.goto(f"{site_url}/{path}", wait_until="load")
-        scroll, client = page.evaluate(
-            "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
-        if scroll > client:
-            wide.append(f"{path} ({scroll} px in {client} px)")
-    context.close()
+    wide = [f"{path} ({scroll} px in {client} px)" for path, facts in survey(edition, width).items()
+            for scroll, client in [facts["size"]] if scroll > client]
     assert not wide, f"at {width} px these pages scroll sideways: {wide}"
 
 
 @pytest.mark.parametrize("edition", EDITIONS)
-def test_no_display_equation_is_wider_than_the_text_column_on_a_desktop(page, site_url, edition):
+def test_no_display_equation_is_wider_than_the_text_column_on_a_desktop(survey, edition):
     """At 1280 px every display equation fits the column: a long one is set on several lines, not scrolled. (On a
     phone a wide equation scrolls inside its own box; the page itself never does, see above.)"""
-    page.set_viewport_size({"width": 1280, "height": 800})
-    wide = []
-    for path in [edition + p for p in toc_pages()]:
-        page.goto(f"{site_url}/{path}", wait_until="load")
-        page.wait_for_function("() => !window.MathJax || (MathJax.startup && MathJax.startup.promise)", timeout=15000)
-        page.evaluate("() => window.MathJax && MathJax.startup.promise")  # typeset (it runs after DOMContentLoaded)
-        wide += [f"{path}: {w} px in {c} px: {text}" for w, c, text in page.evaluate(
-            """() => [...document.querySelectorAll('mjx-container[display="true"]')]
-                 .filter(m => m.scrollWidth > m.clientWidth + 1)
-                 .map(m => [m.scrollWidth, m.clientWidth, m.textContent.slice(0, 40)])""")]
+    wide = [f"{path}: {w} px in {c} px: {text}" for path, facts in survey(edition, 1280).items()
+            for w, c, text in facts["wide_equations"]]
     assert not wide, f"display equations wider than the column: {wide}"
 
 
@@ -234,18 +224,9 @@ def test_chapter_pages_are_light_and_frames_are_files(site_dir, edition):
     assert any((site_dir / "_images" / "frames").iterdir())
 
 
-def test_figures_keep_their_shape_on_a_phone(browser, site_url):
+def test_figures_keep_their_shape_on_a_phone(survey):
     """A figure narrower than its natural size is scaled, not squeezed: its shown aspect ratio is its own."""
-    context = browser.new_context(viewport={"width": 390, "height": 844})
-    page = context.new_page()
-    squeezed = []
-    for path in [p for p in toc_pages() if p.count("/") == 2]:
-        page.goto(f"{site_url}/{path}", wait_until="load")
-        squeezed += page.evaluate("""() => [...document.querySelectorAll('div.cell_output img')]
-            .filter(i => i.complete && i.naturalWidth > 0 && i.width > 0)
-            .filter(i => Math.abs((i.width / i.height) / (i.naturalWidth / i.naturalHeight) - 1) > 0.02)
-            .map(i => location.pathname + ' ' + i.width + 'x' + i.height)""")
-    context.close()
+    squeezed = [f"{path} {image}" for path, facts in survey("", 390).items() for image in facts["squeezed"]]
     assert not squeezed, f"figures shown with another aspect ratio than their own: {squeezed[:5]}"
 
 

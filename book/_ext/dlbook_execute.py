@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+from filelock import FileLock
 from jupyter_cache import get_cache
 from jupyter_cache.base import CacheBundleIn
 
@@ -127,7 +128,19 @@ def execute_chapters(paths: list[Path], cache_dir: Path, *, package_dir: Path, r
                      log=print, execute: bool = True) -> dict[Path, ChapterRun]:
     """Execute the chapters whose key changed, with ``DLBOOK_WIDGETS=widgets``, ``workers`` at a time (default: one per
     core), longest first, and store their outputs in the jupyter-cache at ``cache_dir``. Returns what happened to each
-    chapter. With ``execute=False`` nothing runs: the chapters that would have run come back with status "stale"."""
+    chapter. With ``execute=False`` nothing runs: the chapters that would have run come back with status "stale".
+
+    Two builds that share the cache (two terminals, the test workers) take turns: the second waits, then finds the
+    first one's outputs instead of executing the same chapters again."""
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    with FileLock(str(Path(cache_dir) / "dlbook-execute.lock")):
+        return _execute_chapters(paths, cache_dir, package_dir=package_dir, requirements=requirements,
+                                 data_dir=data_dir, widgets=widgets, timeout=timeout, workers=workers, log=log,
+                                 execute=execute)
+
+
+def _execute_chapters(paths, cache_dir, *, package_dir, requirements, data_dir, widgets, timeout, workers, log,
+                      execute) -> dict[Path, ChapterRun]:
     cache = get_cache(str(cache_dir))
     records = cache.list_cache_records()
     todo, runs = [], {}
