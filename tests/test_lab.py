@@ -37,8 +37,6 @@ UNTOUCHED = "convnets/stride.ipynb"  # opened and saved without running anything
 START_TIMEOUT = 180  # s; the server and the first kernel on a loaded 2-core machine
 RUN_TIMEOUT = 900  # s; the whole chapter (under 60 s on an idle machine)
 UI_TIMEOUT = 120_000  # ms; one step of the page
-# one JupyterLab server per test run: under pytest-xdist (--dist loadgroup) this module runs on one worker
-pytestmark = pytest.mark.xdist_group("jupyterlab")
 
 
 def _notebooks() -> list[Path]:

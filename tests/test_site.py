@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 
 import pytest
@@ -16,15 +18,31 @@ CHAPTERS = [p for p in toc_pages() if p.endswith(".html") and p.count("/") == 2]
 
 
 @pytest.fixture(scope="session")
-def survey(browser, site_url):
+def survey(browser, site_url, tmp_path_factory):
     """``survey(edition, width)``: what one visit of every page of an edition at that width recorded (see
-    sitecheck.survey_pages), each page visited once per test run and width; at 1280 px every slider is moved too."""
+    sitecheck.survey_pages), each page visited once per test run and width; at 1280 px every slider is moved too.
+
+    Under pytest-xdist the workers share each survey through a file: the first worker to ask for one makes it while
+    a worker asking for the same one waits on its lock; a worker asking for another makes that one meanwhile."""
     done = {}
+    shared = tmp_path_factory.getbasetemp().parent if os.environ.get("PYTEST_XDIST_WORKER") else None
+
+    def make(edition: str, width: int) -> dict[str, dict]:
+        return survey_pages(browser, site_url, [edition + p for p in toc_pages()], width, move_sliders=width == 1280)
 
     def get(edition: str, width: int) -> dict[str, dict]:
-        if (edition, width) not in done:
-            done[edition, width] = survey_pages(browser, site_url, [edition + p for p in toc_pages()], width,
-                                                move_sliders=width == 1280)
+        if (edition, width) in done:
+            return done[edition, width]
+        if shared is None:
+            done[edition, width] = make(edition, width)
+            return done[edition, width]
+        from filelock import FileLock
+
+        path = shared / f"survey-{edition.strip('/') or 'en'}-{width}.json"
+        with FileLock(f"{path}.lock"):
+            if not path.exists():
+                path.write_text(json.dumps(make(edition, width)), encoding="utf-8")
+            done[edition, width] = json.loads(path.read_text(encoding="utf-8"))
         return done[edition, width]
 
     return get

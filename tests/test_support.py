@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import matplotlib
@@ -24,7 +25,7 @@ from dlbook._checks import (  # noqa: E402
     same_dtype,
 )
 from dlbook.conv import conv2d  # noqa: E402
-from dlbook.display import show_source, source_of  # noqa: E402
+from dlbook.display import FOLD_LINES, _listing, docstring_span, show_source, source_of  # noqa: E402
 from dlbook.exercises import check  # noqa: E402
 from dlbook.plotting import (  # noqa: E402
     as_image,
@@ -54,6 +55,39 @@ def test_show_source_is_the_package_code():
     assert source_of(conv2d) in md.data
     with pytest.raises(TypeError, match="cannot show the source"):
         source_of(len)
+
+
+def _code_blocks(markdown: str) -> list[tuple[str, str]]:
+    """(language, code) of each fenced block, in order."""
+    return re.findall(r"```(\w+)\n(.*?)```", markdown, flags=re.S)
+
+
+def test_a_long_listing_folds_its_docstring_and_shows_every_line_of_code():
+    from dlbook.attention import flash_attention
+
+    source = source_of(flash_attention)
+    assert len(source.splitlines()) > FOLD_LINES  # else this test shows nothing
+    md = show_source(flash_attention).data
+    blocks = _code_blocks(md)
+    assert [lang for lang, _ in blocks] == ["python"] * 3
+    head, docstring, body = (code for _, code in blocks)
+    assert head.startswith("def flash_attention(") and head.rstrip().endswith(") -> torch.Tensor:")
+    assert docstring.lstrip().startswith('"""Attention one block') and docstring.rstrip().endswith('"""')
+    assert head + docstring + body == source  # nothing left out, nothing re-typed
+    assert md.index("<details") < md.index(docstring) < md.index("</details>")
+    summary = re.search(r"<summary>(.*?)</summary>", md).group(1)
+    assert summary.startswith('"""Attention one block of keys at a time: the Tq x Tk scores are never held at once.')
+    assert f"(the docstring, {len(docstring.splitlines())} lines)" in summary
+
+
+def test_a_listing_of_a_screen_or_less_or_without_a_docstring_is_one_block():
+    short = show_source(conv2d).data
+    assert "<details" not in short and len(_code_blocks(short)) == 1
+    undocumented = "def long():\n" + "    x = 1\n" * (FOLD_LINES + 5) + "    return x\n"
+    assert _listing(undocumented) == f"```python\n{undocumented}```"
+    assert docstring_span("def f():\n    return 1\n") is None
+    assert docstring_span('class C:\n    """One.\n\n    Two.\n    """\n') == (1, 4)
+    assert docstring_span('def f():\n    """Only one line."""\n    return 1\n') == (1, 1)
 
 
 def test_check_reports_the_first_counter_example(capsys):
