@@ -52,9 +52,9 @@ def site_dir(tmp_path_factory) -> Path:
     """The built static site, built once per test run. Set DLBOOK_SITE=path/to/html to reuse an existing build while
     iterating.
 
-    Under pytest-xdist (``make test`` runs ``pytest -n auto``) every worker asks for it: the first one builds it into a
-    folder the workers share while the others wait on a lock, then all read the same site; a failed build fails each
-    worker's site tests with the same message."""
+    Under pytest-xdist (``make test`` runs ``pytest -n auto``) every worker asks for it: the first one builds it into
+    a folder the workers share while the others wait on a lock, then all read the same site; a build that fails (not
+    a worker that dies) fails each worker's site tests with the same message."""
     reuse = os.environ.get("DLBOOK_SITE")
     if reuse and not os.environ.get("CI"):
         return Path(reuse)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import traceback
 from pathlib import Path
 
 import yaml
@@ -97,14 +98,16 @@ _FACTS_JS = """() => ({
 
 
 def survey_pages(browser, site_url: str, paths: list[str], width: int, *, move_sliders: bool) -> dict[str, dict]:
-    """Visit each page once in a fresh viewport ``width`` px wide and record what the browser tests check:
-    ``status`` (HTTP), ``errors`` (console and page errors, offline requests to other hosts left out), and after
-    MathJax has typeset the page, ``size`` (scrollWidth, clientWidth of the page), ``broken`` images,
-    ``wide_equations`` (display equations wider than their box), ``widget_ids``, ``sliders`` (the parameter of each
-    slider of the static slider figures) and ``squeezed`` images (shown with another aspect ratio than their own).
-    With ``move_sliders`` every slider of every static slider figure is then moved once (check_static_slider_figure):
-    ``moves`` counts the checked moves per figure, ``slider_failure`` holds the first failed check's message and
-    ``slider_errors`` the errors raised while the sliders moved."""
+    """Visit each page once, in one browser context with a viewport ``width`` px wide, and record what the browser
+    tests check: ``status`` (HTTP), ``errors`` (console and page errors until 300 ms after MathJax has typeset the
+    page; offline requests to other hosts left out), and then ``size`` (scrollWidth, clientWidth of the page),
+    ``broken`` images, ``wide_equations`` (display equations wider than their box), ``widget_ids``, ``sliders`` (the
+    parameter of each slider of the static slider figures) and ``squeezed`` images (shown with another aspect ratio
+    than their own). With ``move_sliders`` every slider of every static slider figure is then moved once
+    (check_static_slider_figure): ``moves`` counts the checked moves per figure, ``slider_failure`` holds the failed
+    check's message and traceback. ``late_errors`` are the errors after ``errors``, until 300 ms after the last move
+    (or after the facts were read). ``crash`` holds the traceback of anything else that went wrong on the page (a
+    timeout, a missing frame): the survey goes on with the next page, so that one broken page fails its own checks."""
     context = browser.new_context(viewport={"width": width, "height": 900 if width > 800 else 844})
     page = context.new_page()
     errors: list[str] = []
@@ -113,24 +116,31 @@ def survey_pages(browser, site_url: str, paths: list[str], width: int, *, move_s
     out = {}
     try:
         for path in paths:
-            errors.clear()
-            response = page.goto(f"{site_url}/{path}", wait_until="load")
-            # MathJax typesets in the task after DOMContentLoaded; wait for its promise, then for the page to settle
-            page.wait_for_function("() => !window.MathJax || (MathJax.startup && MathJax.startup.promise)",
-                                   timeout=15000)
-            page.evaluate("() => window.MathJax && MathJax.startup.promise")
-            page.wait_for_timeout(100)
-            facts = page.evaluate(_FACTS_JS)
-            facts["status"] = response.status if response is not None else None
-            facts["errors"] = real_errors(errors, site_url)
-            facts["moves"], facts["slider_failure"] = [], None
-            if move_sliders:
-                widgets = page.locator("div.dlbook-interact")
-                try:
-                    facts["moves"] = [check_static_slider_figure(widgets.nth(i)) for i in range(widgets.count())]
-                except AssertionError as exc:
-                    facts["slider_failure"] = str(exc) or "a slider check failed"
-            facts["slider_errors"] = real_errors(errors, site_url)[len(facts["errors"]):]
+            errors.clear()  # the previous page's late errors were read after its own 300 ms
+            facts = {"status": None, "errors": [], "moves": [], "slider_failure": None, "late_errors": [],
+                     "crash": None}
+            try:
+                response = page.goto(f"{site_url}/{path}", wait_until="load")
+                facts["status"] = response.status if response is not None else None
+                # MathJax typesets in the task after DOMContentLoaded: wait for its promise, then let the page settle
+                page.wait_for_function("() => !window.MathJax || (MathJax.startup && MathJax.startup.promise)",
+                                       timeout=15000)
+                page.evaluate("() => window.MathJax && MathJax.startup.promise")
+                page.wait_for_timeout(300)
+                facts |= page.evaluate(_FACTS_JS)
+                facts["errors"] = real_errors(errors, site_url)
+                if move_sliders:
+                    widgets = page.locator("div.dlbook-interact")
+                    for i in range(widgets.count()):
+                        try:
+                            facts["moves"].append(check_static_slider_figure(widgets.nth(i)))
+                        except AssertionError:
+                            facts["slider_failure"] = f"slider figure {i}:\n{traceback.format_exc()}"
+                            break
+                page.wait_for_timeout(300)
+                facts["late_errors"] = real_errors(errors, site_url)[len(facts["errors"]):]
+            except Exception:  # noqa: BLE001 - recorded, and failed by this page's tests
+                facts["crash"] = traceback.format_exc()
             out[path] = facts
     finally:
         context.close()

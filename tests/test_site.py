@@ -40,12 +40,20 @@ def survey(browser, site_url, tmp_path_factory):
 
         path = shared / f"survey-{edition.strip('/') or 'en'}-{width}.json"
         with FileLock(f"{path}.lock"):
-            if not path.exists():
-                path.write_text(json.dumps(make(edition, width)), encoding="utf-8")
+            if not path.exists():  # written whole, then renamed: a worker that dies leaves no half-written survey
+                path.with_suffix(".tmp").write_text(json.dumps(make(edition, width)), encoding="utf-8")
+                os.replace(path.with_suffix(".tmp"), path)
             done[edition, width] = json.loads(path.read_text(encoding="utf-8"))
         return done[edition, width]
 
     return get
+
+
+def _whole(pages: dict[str, dict]) -> dict[str, dict]:
+    """A survey whose every page was read: a check across all pages fails on a page that could not be read."""
+    crashed = {path: facts["crash"] for path, facts in pages.items() if facts["crash"]}
+    assert not crashed, f"pages the survey could not read: {crashed}"
+    return pages
 
 
 @pytest.mark.parametrize("edition", EDITIONS)
@@ -58,8 +66,11 @@ def test_every_toc_page_exists(site_dir, edition):
 @pytest.mark.parametrize("path", toc_pages())
 def test_page_loads_without_errors(survey, edition, path):
     facts = survey(edition, 1280)[edition + path]
+    assert facts["crash"] is None, f"{edition + path}: {facts['crash']}"
     assert facts["status"] == 200, f"{edition + path}: HTTP {facts['status']}"
     assert not facts["errors"], f"{edition + path}: JavaScript errors: {facts['errors']}"
+    if not facts["sliders"]:  # on a page with sliders the late errors belong to their moves (checked below)
+        assert not facts["late_errors"], f"{edition + path}: JavaScript errors after loading: {facts['late_errors']}"
     assert not facts["broken"], f"{edition + path}: images that did not load: {facts['broken']}"
 
 
@@ -92,14 +103,16 @@ EXPECTED_SLIDERS = {
 
 @pytest.mark.parametrize("path", sorted(EXPECTED_SLIDERS))
 def test_chapter_offers_its_sliders(survey, path):
-    params = set(survey("", 1280)[path]["sliders"])
+    facts = survey("", 1280)[path]
+    assert facts["crash"] is None, f"{path}: {facts['crash']}"
+    params = set(facts["sliders"])
     missing = EXPECTED_SLIDERS[path] - params
     assert not missing, f"{path}: no slider for {sorted(missing)} (sliders: {sorted(params)})"
 
 
 @pytest.mark.parametrize("edition", EDITIONS)
 def test_widget_ids_are_unique(survey, edition):
-    for path, facts in survey(edition, 1280).items():
+    for path, facts in _whole(survey(edition, 1280)).items():
         ids = facts["widget_ids"]
         assert len(ids) == len(set(ids)), f"{path}: two interactive figures share an id: {ids}"
 
@@ -110,9 +123,10 @@ def test_every_slider_figure_swaps_frames(survey, edition, path):
     """On every chapter, every precomputed slider figure shows the frame for the values its sliders are moved to
     (sitecheck.check_static_slider_figure, run on each figure during the survey)."""
     facts = survey(edition, 1280)[edition + path]
+    assert facts["crash"] is None, f"{edition + path}: {facts['crash']}"
     assert facts["slider_failure"] is None, f"{edition + path}: {facts['slider_failure']}"
     assert all(moves >= 1 for moves in facts["moves"]), f"{edition + path}: a slider figure without sliders"
-    assert not facts["slider_errors"], f"{edition + path}: errors while moving sliders: {facts['slider_errors']}"
+    assert not facts["late_errors"], f"{edition + path}: errors while moving sliders: {facts['late_errors']}"
 
 
 @pytest.mark.parametrize("path", ["book/convnets/padding.html", "book/convnets/stride.html"])
@@ -182,7 +196,7 @@ def test_no_page_carries_a_launch_configuration_for_another_repository(site_dir)
 @pytest.mark.parametrize("width", [390, 1280])
 def test_no_page_scrolls_sideways(survey, width, edition):
     """The page itself never scrolls sideways (code blocks may scroll inside their own box)."""
-    wide = [f"{path} ({scroll} px in {client} px)" for path, facts in survey(edition, width).items()
+    wide = [f"{path} ({scroll} px in {client} px)" for path, facts in _whole(survey(edition, width)).items()
             for scroll, client in [facts["size"]] if scroll > client]
     assert not wide, f"at {width} px these pages scroll sideways: {wide}"
 
@@ -191,7 +205,7 @@ def test_no_page_scrolls_sideways(survey, width, edition):
 def test_no_display_equation_is_wider_than_the_text_column_on_a_desktop(survey, edition):
     """At 1280 px every display equation fits the column: a long one is set on several lines, not scrolled. (On a
     phone a wide equation scrolls inside its own box; the page itself never does, see above.)"""
-    wide = [f"{path}: {w} px in {c} px: {text}" for path, facts in survey(edition, 1280).items()
+    wide = [f"{path}: {w} px in {c} px: {text}" for path, facts in _whole(survey(edition, 1280)).items()
             for w, c, text in facts["wide_equations"]]
     assert not wide, f"display equations wider than the column: {wide}"
 
@@ -244,7 +258,7 @@ def test_chapter_pages_are_light_and_frames_are_files(site_dir, edition):
 
 def test_figures_keep_their_shape_on_a_phone(survey):
     """A figure narrower than its natural size is scaled, not squeezed: its shown aspect ratio is its own."""
-    squeezed = [f"{path} {image}" for path, facts in survey("", 390).items() for image in facts["squeezed"]]
+    squeezed = [f"{path} {image}" for path, facts in _whole(survey("", 390)).items() for image in facts["squeezed"]]
     assert not squeezed, f"figures shown with another aspect ratio than their own: {squeezed[:5]}"
 
 

@@ -80,6 +80,16 @@ def test_a_long_listing_folds_its_docstring_and_shows_every_line_of_code():
     assert f"(the docstring, {len(docstring.splitlines())} lines)" in summary
 
 
+@pytest.mark.parametrize("opening, closing", [('"""', '"""'), ("r'''", "'''"), ('"""\n    ', '"""')])
+def test_the_summary_is_the_docstrings_first_line_of_text_with_its_own_quotes(opening, closing):
+    body = "    x = 1\n" * (FOLD_LINES + 5)
+    source = f"def long():\n    {opening}Sum <a> & b.\n\n    More.\n    {closing}\n{body}    return x\n"
+    md = _listing(source)
+    summary = re.search(r"<summary>(.*?) … <span", md).group(1)
+    assert summary == opening.strip() + "Sum &lt;a&gt; &amp; b."
+    assert "".join(code for _, code in _code_blocks(md)) == source
+
+
 def test_a_listing_of_a_screen_or_less_or_without_a_docstring_is_one_block():
     short = show_source(conv2d).data
     assert "<details" not in short and len(_code_blocks(short)) == 1
@@ -88,6 +98,8 @@ def test_a_listing_of_a_screen_or_less_or_without_a_docstring_is_one_block():
     assert docstring_span("def f():\n    return 1\n") is None
     assert docstring_span('class C:\n    """One.\n\n    Two.\n    """\n') == (1, 4)
     assert docstring_span('def f():\n    """Only one line."""\n    return 1\n') == (1, 1)
+    # a method whose multi-line string keeps a line at column 0 cannot be parsed alone: shown whole, not folded
+    assert docstring_span('    def m(self):\n        """Doc."""\n        return """a\nb"""\n') is None
 
 
 def test_check_reports_the_first_counter_example(capsys):

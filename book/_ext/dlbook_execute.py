@@ -130,8 +130,9 @@ def execute_chapters(paths: list[Path], cache_dir: Path, *, package_dir: Path, r
     core), longest first, and store their outputs in the jupyter-cache at ``cache_dir``. Returns what happened to each
     chapter. With ``execute=False`` nothing runs: the chapters that would have run come back with status "stale".
 
-    Two builds that share the cache (two terminals, the test workers) take turns: the second waits, then finds the
-    first one's outputs instead of executing the same chapters again."""
+    Two builds that share the cache (two terminals, the test workers) take turns to execute: the second waits, then
+    finds the first one's outputs instead of executing the same chapters again. (Only execution is locked: a build
+    reading the cache while another one in a different widget mode writes it may read either one's outputs.)"""
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
     with FileLock(str(Path(cache_dir) / "dlbook-execute.lock")):
         return _execute_chapters(paths, cache_dir, package_dir=package_dir, requirements=requirements,

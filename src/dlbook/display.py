@@ -34,7 +34,10 @@ def source_of(obj: Any) -> str:
 def docstring_span(source: str) -> tuple[int, int] | None:
     """The 0-based first and last line of the docstring of the function or class that ``source`` defines, or ``None``
     if it has none (a module's source, or a definition without a docstring)."""
-    tree = ast.parse(textwrap.dedent(source))
+    try:
+        tree = ast.parse(textwrap.dedent(source))
+    except SyntaxError:  # a method with a multi-line string at column 0: dedent leaves it indented
+        return None
     if len(tree.body) != 1 or not isinstance(tree.body[0], ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
         return None
     first = tree.body[0].body[0]
@@ -56,11 +59,14 @@ def _listing(source: str) -> str:
     if span is None or span[1] - span[0] < 2:
         return _fenced(source)
     start, end = span
-    summary = html.escape(re.sub(r"^[rRuU]?(\"\"\"|\'\'\')", "", lines[start].strip()))  # the first line, no quotes
+    opening = re.match(r"\s*([rRuU]?(?:\"\"\"|\'\'\'|\"|'))", lines[start])  # the docstring's prefix and quotes
+    text = ast.get_docstring(ast.parse(textwrap.dedent(source)).body[0]) or ""
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    summary = html.escape((opening.group(1) if opening else "") + first, quote=False)
     return "\n\n".join([
         _fenced("".join(lines[:start])),
         # data-lines: the Chinese edition's style sheet says "(the docstring, n lines)" in Chinese
-        f'<details class="dlbook-docstring"><summary>"""{summary} … <span data-lines="{end - start + 1}">(the '
+        f'<details class="dlbook-docstring"><summary>{summary} … <span data-lines="{end - start + 1}">(the '
         f"docstring, {end - start + 1} lines)</span></summary>",
         _fenced("".join(lines[start:end + 1])),  # a whole string literal: highlighted as the docstring it is
         "</details>",
