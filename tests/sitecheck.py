@@ -97,17 +97,19 @@ _FACTS_JS = """() => ({
 })"""
 
 
-def survey_pages(browser, site_url: str, paths: list[str], width: int, *, move_sliders: bool) -> dict[str, dict]:
+def survey_pages(browser, site_url: str, paths: list[str], width: int, *, move_sliders: bool,
+                 settle_ms: int = 300) -> dict[str, dict]:
     """Visit each page once, in one browser context with a viewport ``width`` px wide, and record what the browser
-    tests check: ``status`` (HTTP), ``errors`` (console and page errors until 300 ms after MathJax has typeset the
-    page; offline requests to other hosts left out), and then ``size`` (scrollWidth, clientWidth of the page),
+    tests check: ``status`` (HTTP), ``errors`` (console and page errors until ``settle_ms`` after MathJax has typeset
+    the page; offline requests to other hosts left out), and then ``size`` (scrollWidth, clientWidth of the page),
     ``broken`` images, ``wide_equations`` (display equations wider than their box), ``widget_ids``, ``sliders`` (the
     parameter of each slider of the static slider figures) and ``squeezed`` images (shown with another aspect ratio
     than their own). With ``move_sliders`` every slider of every static slider figure is then moved once
     (check_static_slider_figure): ``moves`` counts the checked moves per figure, ``slider_failure`` holds the failed
-    check's message and traceback. ``late_errors`` are the errors after ``errors``, until 300 ms after the last move
-    (or after the facts were read). ``crash`` holds the traceback of anything else that went wrong on the page (a
-    timeout, a missing frame): the survey goes on with the next page, so that one broken page fails its own checks."""
+    check's message and traceback. ``late_errors`` are the errors after ``errors``, until ``settle_ms`` after the last
+    move (or after the facts were read); a survey of the layout alone can pass ``settle_ms=0``. ``crash`` holds the
+    traceback of anything else that went wrong on the page (a timeout, a missing frame): the survey goes on with the
+    next page, so that one broken page fails its own checks."""
     context = browser.new_context(viewport={"width": width, "height": 900 if width > 800 else 844})
     page = context.new_page()
     errors: list[str] = []
@@ -116,7 +118,7 @@ def survey_pages(browser, site_url: str, paths: list[str], width: int, *, move_s
     out = {}
     try:
         for path in paths:
-            errors.clear()  # the previous page's late errors were read after its own 300 ms
+            errors.clear()  # the previous page's late errors were read after its own settle_ms
             facts = {"status": None, "errors": [], "moves": [], "slider_failure": None, "late_errors": [],
                      "crash": None}
             try:
@@ -126,7 +128,7 @@ def survey_pages(browser, site_url: str, paths: list[str], width: int, *, move_s
                 page.wait_for_function("() => !window.MathJax || (MathJax.startup && MathJax.startup.promise)",
                                        timeout=15000)
                 page.evaluate("() => window.MathJax && MathJax.startup.promise")
-                page.wait_for_timeout(300)
+                page.wait_for_timeout(settle_ms)
                 facts |= page.evaluate(_FACTS_JS)
                 facts["errors"] = real_errors(errors, site_url)
                 if move_sliders:
@@ -137,7 +139,7 @@ def survey_pages(browser, site_url: str, paths: list[str], width: int, *, move_s
                         except AssertionError:
                             facts["slider_failure"] = f"slider figure {i}:\n{traceback.format_exc()}"
                             break
-                page.wait_for_timeout(300)
+                page.wait_for_timeout(settle_ms)
                 facts["late_errors"] = real_errors(errors, site_url)[len(facts["errors"]):]
             except Exception:  # noqa: BLE001 - recorded, and failed by this page's tests
                 facts["crash"] = traceback.format_exc()

@@ -20,7 +20,8 @@ CHAPTERS = [p for p in toc_pages() if p.endswith(".html") and p.count("/") == 2]
 @pytest.fixture(scope="session")
 def survey(browser, site_url, tmp_path_factory):
     """``survey(edition, width)``: what one visit of every page of an edition at that width recorded (see
-    sitecheck.survey_pages), each page visited once per test run and width; at 1280 px every slider is moved too.
+    sitecheck.survey_pages), each page visited once per test run and width; at 1280 px every slider is moved too and
+    the page's errors are read, at 390 px only its layout.
 
     Under pytest-xdist the workers share each survey through a file: the first worker to ask for one makes it while
     a worker asking for the same one waits on its lock; a worker asking for another makes that one meanwhile."""
@@ -28,7 +29,10 @@ def survey(browser, site_url, tmp_path_factory):
     shared = tmp_path_factory.getbasetemp().parent if os.environ.get("PYTEST_XDIST_WORKER") else None
 
     def make(edition: str, width: int) -> dict[str, dict]:
-        return survey_pages(browser, site_url, [edition + p for p in toc_pages()], width, move_sliders=width == 1280)
+        # errors are checked at 1280 px, where the sliders move; at 390 px only the layout is, without waiting
+        desktop = width == 1280
+        return survey_pages(browser, site_url, [edition + p for p in toc_pages()], width, move_sliders=desktop,
+                            settle_ms=300 if desktop else 0)
 
     def get(edition: str, width: int) -> dict[str, dict]:
         if (edition, width) in done:
