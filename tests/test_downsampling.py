@@ -142,10 +142,13 @@ def test_shift_by_the_stride_is_no_change_for_max_pooling(seed, shift):
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 2**16))
 def test_blur_before_the_stride_changes_less_than_subsampling(seed):
-    x = _framed(4, seed)
-    subsample = shift_change(lambda x: x[..., ::2, ::2], x, 1)
+    # On average over images, not image by image: a random image can change less when subsampled than when blurred
+    # first (seed 747 of _framed(4, ...) has one). Over 16 images the blur's mean change was at most 0.67 of the
+    # subsampling's for seeds 0-2999.
+    x = _framed(16, seed)
+    subsample = shift_change(lambda x: x[..., ::2, ::2], x, 1)  # (2, 16): per direction, per image
     blurred = shift_change(lambda x: F.avg_pool2d(F.pad(x, (0, 1, 0, 1)), 2, 1)[..., ::2, ::2], x, 1)
-    assert torch.all(blurred < subsample) and torch.all(blurred > 0)
+    assert torch.all(blurred.mean(1) < 0.8 * subsample.mean(1)) and torch.all(blurred > 0)
 
 
 def test_shift_change_values_by_hand():
