@@ -31,9 +31,8 @@ def source_of(obj: Any) -> str:
         raise TypeError(f"cannot show the source of {obj!r}: {exc}") from None
 
 
-def docstring_span(source: str) -> tuple[int, int] | None:
-    """The 0-based first and last line of the docstring of the function or class that ``source`` defines, or ``None``
-    if it has none (a module's source, or a definition without a docstring)."""
+def _docstring(source: str) -> ast.Expr | None:
+    """The docstring statement of the function or class that ``source`` defines, or ``None``."""
     try:
         tree = ast.parse(textwrap.dedent(source))
     except SyntaxError:  # a method with a multi-line string at column 0: dedent leaves it indented
@@ -44,7 +43,14 @@ def docstring_span(source: str) -> tuple[int, int] | None:
     if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
             and isinstance(first.value.value, str)):
         return None
-    return first.lineno - 1, first.end_lineno - 1
+    return first
+
+
+def docstring_span(source: str) -> tuple[int, int] | None:
+    """The 0-based first and last line of the docstring of the function or class that ``source`` defines, or ``None``
+    if it has none (a module's source, or a definition without a docstring)."""
+    node = _docstring(source)
+    return None if node is None else (node.lineno - 1, node.end_lineno - 1)
 
 
 def _fenced(code: str, language: str = "python") -> str:
@@ -55,13 +61,12 @@ def _listing(source: str) -> str:
     """One source as Markdown: a code block, or for a long listing with a docstring of more than two lines, the code
     above the docstring, the docstring in a collapsed block whose summary is its first line, then the rest."""
     lines = source.splitlines(keepends=True)
-    span = docstring_span(source) if len(lines) > FOLD_LINES else None
-    if span is None or span[1] - span[0] < 2:
+    node = _docstring(source) if len(lines) > FOLD_LINES else None
+    if node is None or node.end_lineno - node.lineno < 2:
         return _fenced(source)
-    start, end = span
+    start, end = node.lineno - 1, node.end_lineno - 1
     opening = re.match(r"\s*([rRuU]?(?:\"\"\"|\'\'\'|\"|'))", lines[start])  # the docstring's prefix and quotes
-    text = ast.get_docstring(ast.parse(textwrap.dedent(source)).body[0]) or ""
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    first = next((line.strip() for line in node.value.value.splitlines() if line.strip()), "")
     summary = html.escape((opening.group(1) if opening else "") + first, quote=False)
     return "\n\n".join([
         _fenced("".join(lines[:start])),
