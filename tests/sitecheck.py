@@ -90,6 +90,20 @@ _FACTS_JS = """() => ({
         .map(m => [m.scrollWidth, m.clientWidth, m.textContent.slice(0, 40)]),
     widget_ids: [...document.querySelectorAll('.dlbook-interact, .dlbook-app')].map(e => e.id),
     sliders: [...document.querySelectorAll('div.dlbook-interact input.dlbook-slider')].map(s => s.dataset.param),
+    // elements reaching past the article's column, outside any box that scrolls or clips on purpose: the sections
+    // of a chapter contain their paint (dlbook.css), so such an element would be cut off
+    clipped: (() => {
+        const article = document.querySelector('.bd-article');
+        if (!article) return [];
+        const edge = article.getBoundingClientRect().right + 1;
+        const inBox = e => { for (let a = e.parentElement; a && a !== article; a = a.parentElement) {
+            if (getComputedStyle(a).overflowX !== 'visible') return true; } return false; };
+        return [...article.querySelectorAll('*')].filter(e => e.getBoundingClientRect().right > edge)
+            .filter(e => !inBox(e)).slice(0, 5)
+            .map(e => `${e.tagName.toLowerCase()}.${e.className} ends at `
+                      + `${Math.round(e.getBoundingClientRect().right)} px (column ${Math.round(edge - 1)} px): `
+                      + e.textContent.trim().slice(0, 40));
+    })(),
     squeezed: [...document.querySelectorAll('div.cell_output img')]
         .filter(i => i.complete && i.naturalWidth > 0 && i.width > 0)
         .filter(i => Math.abs((i.width / i.height) / (i.naturalWidth / i.naturalHeight) - 1) > 0.02)
@@ -102,7 +116,8 @@ def survey_pages(browser, site_url: str, paths: list[str], width: int, *, move_s
     """Visit each page once, in one browser context with a viewport ``width`` px wide, and record what the browser
     tests check: ``status`` (HTTP), ``errors`` (console and page errors until ``settle_ms`` after MathJax has typeset
     the page; offline requests to other hosts left out), and then ``size`` (scrollWidth, clientWidth of the page),
-    ``broken`` images, ``wide_equations`` (display equations wider than their box), ``widget_ids``, ``sliders`` (the
+    ``broken`` images, ``wide_equations`` (display equations wider than their box), ``clipped`` (elements reaching past
+    the article's column outside a box that scrolls or clips), ``widget_ids``, ``sliders`` (the
     parameter of each slider of the static slider figures) and ``squeezed`` images (shown with another aspect ratio
     than their own). With ``move_sliders`` every slider of every static slider figure is then moved once
     (check_static_slider_figure): ``moves`` counts the checked moves per figure, ``slider_failure`` holds the failed

@@ -206,6 +206,15 @@ def test_no_page_scrolls_sideways(survey, width, edition):
 
 
 @pytest.mark.parametrize("edition", EDITIONS)
+@pytest.mark.parametrize("width", [390, 1280])
+def test_nothing_reaches_past_the_text_column(survey, width, edition):
+    """No element reaches past the article's column unless it sits in a box that scrolls (a wide equation on a phone):
+    the page's sections contain their paint, so it would be cut off at the column's edge, not scroll the page."""
+    clipped = [f"{path}: {what}" for path, facts in _whole(survey(edition, width)).items() for what in facts["clipped"]]
+    assert not clipped, f"at {width} px these elements reach past the column: {clipped}"
+
+
+@pytest.mark.parametrize("edition", EDITIONS)
 def test_no_display_equation_is_wider_than_the_text_column_on_a_desktop(survey, edition):
     """At 1280 px every display equation fits the column: a long one is set on several lines, not scrolled. (On a
     phone a wide equation scrolls inside its own box; the page itself never does, see above.)"""

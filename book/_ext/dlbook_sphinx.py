@@ -8,11 +8,11 @@
 - A static slider figure carries its frames inline (base64), so that it works in Jupyter without a server. On the site
   the frames become files under ``_images/frames/`` (named by their content, so a frame used twice is stored once),
   which the page fetches when a slider shows them: a chapter's HTML stays small.
-- MathJax typesets a page's equations in a task of its own after the page is ready, not inside its DOMContentLoaded
-  event: the page is ready sooner, though the typesetting itself is still one long task (a few hundred ms for a long
-  chapter) during which the page does not respond. Its end is marked (``performance.mark('dlbook-maths-typeset')``)
-  for ``benchmarks/pages.py``. The theme's search-as-you-type is off, so only the search page loads the search index
-  (book/_templates/layout.html), not every page.
+- MathJax (1.2 MB of script) is fetched and run after the page is ready, and typesets a page's equations in a task of
+  its own, not inside the DOMContentLoaded event: the page is ready sooner, though the typesetting itself is still one
+  long task (a few hundred ms for a long chapter) during which the page does not respond. Its end is marked
+  (``performance.mark('dlbook-maths-typeset')``) for ``benchmarks/pages.py``. The theme's search-as-you-type is off,
+  so only the search page loads the search index (book/_templates/layout.html), not every page.
 - Each page links to the same page in the other edition (the Chinese one is built into ``zh/``, book/_ext/editions.py),
   and the table of contents' part captions are translated like the rest of the page.
 """
@@ -30,6 +30,7 @@ from pathlib import Path
 
 from docutils import nodes
 from sphinx import addnodes
+from sphinx.builders.html._assets import _file_checksum, _JavaScript
 from sphinx.locale import init as init_locale
 from sphinx.transforms import SphinxTransform
 from sphinx.util.i18n import docname_to_domain
@@ -65,12 +66,25 @@ _MATH_AFTER_READY = ("window.MathJax.startup = Object.assign(window.MathJax.star
                      ".then(function () { performance.mark('dlbook-maths-typeset'); }); }});")
 
 
+# An async script runs as soon as it has arrived, which for a cached MathJax is while the page is still being parsed:
+# before DOMContentLoaded. Added to the page once that event has fired, it runs after it.
+_LOAD_AFTER_READY = ('document.addEventListener("DOMContentLoaded", function () {{ '
+                     'var s = document.createElement("script"); s.src = "{src}"; s.async = true; '
+                     'document.head.appendChild(s); }});')
+
+
 def _math_after_ready(app, pagename, templatename, context, doctree):
     scripts = context.get("script_files") or []
-    for script in scripts:
+    for i, script in enumerate(scripts):
         body = getattr(script, "attributes", {}).get("body", "")
         if body.startswith("window.MathJax = ") and _MATH_AFTER_READY not in body:
             script.attributes["body"] = f"{body}; {_MATH_AFTER_READY}"
+        filename = str(getattr(script, "filename", "") or "")
+        if filename in (app.config.mathjax_path, f"_static/{app.config.mathjax_path}"):  # Sphinx adds _static/
+            src = context["pathto"](filename, resource=True)
+            if checksum := _file_checksum(app.outdir, filename):  # as Sphinx writes it: a new MathJax, a new URL
+                src += f"?v={checksum}"
+            scripts[i] = _JavaScript("", priority=script.priority, body=_LOAD_AFTER_READY.format(src=src))
 
 
 def _default_mode(app, config):
