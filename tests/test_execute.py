@@ -4,6 +4,7 @@ run, and a chapter is executed again exactly when something its outputs depend o
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
 from dlbook_execute import (  # noqa: E402
     _outdated,
+    _package_and_data,
     chapter_key,
     default_cache_dir,
     dependency_files,
@@ -61,6 +63,25 @@ def test_a_chapter_depends_on_the_modules_it_imports_and_theirs():
     assert {p.name for p in PACKAGE.rglob("*.txt")} <= files
     # magics do not hide imports
     assert "padding.py" in {p.name for p in dependency_files("%matplotlib inline\nimport dlbook.padding", PACKAGE)}
+
+
+@pytest.mark.parametrize("env", [None, "/tmp/dlbook-data", "~/data/dlbook"])
+def test_the_package_and_data_folders_are_found_without_importing_the_package(monkeypatch, env):
+    import dlbook
+
+    if env is None:
+        monkeypatch.delenv("DLBOOK_DATA", raising=False)
+    else:
+        monkeypatch.setenv("DLBOOK_DATA", env)
+    package_dir, data_dir = _package_and_data()
+    assert package_dir == Path(dlbook.__file__).parent
+    assert data_dir == data_root()
+    # and without torch: a build whose chapters are all cached does not pay for importing it
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); import dlbook_execute; dlbook_execute._package_and_data();"
+             " print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe, str(ROOT / "book" / "_ext")], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
 
 
 def _key(nb_path: Path, package: Path, requirements: Path, data: Path, widgets: str = "static") -> str:

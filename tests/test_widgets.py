@@ -25,6 +25,7 @@ from dlbook.widgets import (  # noqa: E402
     frame_key,
     html_app,
     interact,
+    render_frame,
     render_png,
     widget_mode,
 )
@@ -287,6 +288,23 @@ def _pixel_width(image: bytes) -> int:
     from PIL import Image
 
     return Image.open(io.BytesIO(image)).width
+
+
+def test_a_frame_is_made_at_the_dpi_it_is_saved_at():
+    made_at = []
+
+    def render(k):
+        fig = plt.figure(figsize=(2, 1))
+        made_at.append(fig.dpi)
+        return fig
+
+    dpi_before = plt.rcParams["figure.dpi"]
+    frame = render_frame(render, {"k": 1}, 60)
+    assert made_at == [60] and _pixel_width(frame) == 120
+    assert plt.rcParams["figure.dpi"] == dpi_before  # the notebook's own figures keep their dpi
+    live = LiveFigure(render, {"k": [1, 2]}, {"k": 1}, 30, None, schedule=lambda *a: None)
+    live.sliders["k"].value = 2
+    assert made_at[1:] == [SCALE * 30, SCALE * 30]  # the live path renders the same way
 
 
 def test_static_frames_are_rendered_at_twice_the_dpi_and_declared_at_half_their_width():

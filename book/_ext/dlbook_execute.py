@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import functools
 import hashlib
 import os
 import sys
@@ -32,14 +33,15 @@ from jupyter_cache.base import CacheBundleIn
 PACKAGE = "dlbook"
 
 
-def _imported_dlbook_modules(source: str) -> set[str]:
+@functools.cache  # every chapter reads the same modules: each is parsed once per build, not once per chapter
+def _imported_dlbook_modules(source: str) -> frozenset[str]:
     """Names of the dlbook modules a piece of Python source imports: ``{"conv", "plotting", "__init__"}``."""
     # IPython magics and shell escapes are not Python: blank them so that the cell still parses
     lines = ["" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()]
     try:
         tree = ast.parse("\n".join(lines))
     except SyntaxError:
-        return set()
+        return frozenset()
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
@@ -54,7 +56,7 @@ def _imported_dlbook_modules(source: str) -> set[str]:
                 parts = alias.name.split(".")
                 if parts[0] == PACKAGE and len(parts) > 1:
                     found.add(parts[1])
-    return found | {"__init__"}
+    return frozenset(found | {"__init__"})
 
 
 def dependency_files(code: str, package_dir: Path) -> list[Path]:
@@ -209,10 +211,16 @@ def book_notebooks(app) -> list[Path]:
 
 
 def _package_and_data() -> tuple[Path, Path]:
-    import dlbook
-    from dlbook.data import data_root
+    """The folder of the ``dlbook`` package the chapters import and the data folder of ``dlbook.data.data_root()``,
+    found without importing the package (which imports torch: two seconds for each build that only checks keys)."""
+    import importlib.util
 
-    return Path(dlbook.__file__).parent, data_root()
+    spec = importlib.util.find_spec(PACKAGE)  # a top-level package is located, not run
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"the {PACKAGE} package is not installed (pip install -e .)")
+    env = os.environ.get("DLBOOK_DATA")  # as data_root() with no argument; tests/test_execute.py holds them equal
+    data = Path(env).expanduser() if env else Path.home() / ".cache" / "dlbook"
+    return Path(spec.submodule_search_locations[0]), data
 
 
 def _set_cache_path(app, config) -> None:

@@ -108,6 +108,19 @@ def render_png(figure: Any, dpi: int = 80, image_format: str = "png") -> bytes:
     return buf.getvalue()
 
 
+def render_frame(render: Callable[..., Any], values: Mapping[str, Any], dpi: int, image_format: str = "png") -> bytes:
+    """The image bytes of one slider frame: the figure ``render(**values)``, made and saved at ``dpi`` dots per inch.
+
+    Made at the dpi it is saved at, a figure is laid out (``tight_layout``) and drawn by one renderer, which keeps the
+    sizes of the texts it measured: saving it at another dpi would measure every text again.
+    """
+    import matplotlib as mpl
+
+    with mpl.rc_context({"figure.dpi": dpi}):
+        figure = render(**values)
+    return render_png(figure, dpi=dpi, image_format=image_format)
+
+
 def css_width(image: bytes) -> int:
     """The width in CSS pixels at which a frame is shown: its pixel width over :data:`SCALE`."""
     from PIL import Image
@@ -267,7 +280,7 @@ class LiveFigure:
     def _frame(self, values: dict[str, Any]) -> bytes:
         key = frame_key(values)
         if key not in self._cache:  # moving back to a setting already seen costs nothing
-            self._cache[key] = render_png(self._render(**values), dpi=self._dpi, image_format=self._format)
+            self._cache[key] = render_frame(self._render, values, self._dpi, self._format)
         return self._cache[key]
 
     def _show(self, frame: bytes) -> None:
@@ -379,7 +392,7 @@ def _static_figure(render, grid, initial, dpi, title, image_format, budget: Fram
     frames: dict[str, bytes] = {}
     for combo in itertools.product(*grid.values()):
         values = dict(zip(grid, combo, strict=True))
-        frames[frame_key(values)] = render_png(render(**values), dpi=SCALE * dpi, image_format=image_format)
+        frames[frame_key(values)] = render_frame(render, values, SCALE * dpi, image_format)
         if sum(map(len, frames.values())) > budget.max_bytes:
             raise ValueError(f"slider frames exceed the page budget of {budget.max_bytes:,} bytes: lower dpi or values")
     idle = _idle_sliders(grid, frames)
