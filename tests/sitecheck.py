@@ -90,19 +90,25 @@ _FACTS_JS = """() => ({
         .map(m => [m.scrollWidth, m.clientWidth, m.textContent.slice(0, 40)]),
     widget_ids: [...document.querySelectorAll('.dlbook-interact, .dlbook-app')].map(e => e.id),
     sliders: [...document.querySelectorAll('div.dlbook-interact input.dlbook-slider')].map(s => s.dataset.param),
-    // elements reaching past the article's column, outside any box that scrolls or clips on purpose: the sections
-    // of a chapter contain their paint (dlbook.css), so such an element would be cut off
+    // elements reaching past the box they are drawn in: their section and its overflow-clip-margin (the sections of
+    // a chapter contain their paint, dlbook.css, so the part beyond would be cut off) or the article's column; boxes
+    // that scroll or clip on purpose (overflow-x other than visible) hold what is inside them
     clipped: (() => {
         const article = document.querySelector('.bd-article');
         if (!article) return [];
-        const edge = article.getBoundingClientRect().right + 1;
         const inBox = e => { for (let a = e.parentElement; a && a !== article; a = a.parentElement) {
             if (getComputedStyle(a).overflowX !== 'visible') return true; } return false; };
-        return [...article.querySelectorAll('*')].filter(e => e.getBoundingClientRect().right > edge)
-            .filter(e => !inBox(e)).slice(0, 5)
-            .map(e => `${e.tagName.toLowerCase()}.${e.className} ends at `
-                      + `${Math.round(e.getBoundingClientRect().right)} px (column ${Math.round(edge - 1)} px): `
-                      + e.textContent.trim().slice(0, 40));
+        const past = e => {
+            const section = e.closest('.bd-article > section > section');
+            const box = (section || article).getBoundingClientRect();
+            const margin = section ? parseFloat(getComputedStyle(section).overflowClipMargin) || 0 : 0;
+            const r = e.getBoundingClientRect();
+            return r.width > 0 && (r.right > box.right + margin + 0.5 || r.left < box.left - margin - 0.5);
+        };
+        return [...article.querySelectorAll('*')].filter(past).filter(e => !inBox(e)).slice(0, 5)
+            .map(e => { const r = e.getBoundingClientRect();
+                        return `${e.tagName.toLowerCase()}.${e.className} spans ${Math.round(r.left)}-`
+                               + `${Math.round(r.right)} px: ${e.textContent.trim().slice(0, 40)}`; });
     })(),
     squeezed: [...document.querySelectorAll('div.cell_output img')]
         .filter(i => i.complete && i.naturalWidth > 0 && i.width > 0)
@@ -117,7 +123,7 @@ def survey_pages(browser, site_url: str, paths: list[str], width: int, *, move_s
     tests check: ``status`` (HTTP), ``errors`` (console and page errors until ``settle_ms`` after MathJax has typeset
     the page; offline requests to other hosts left out), and then ``size`` (scrollWidth, clientWidth of the page),
     ``broken`` images, ``wide_equations`` (display equations wider than their box), ``clipped`` (elements reaching past
-    the article's column outside a box that scrolls or clips), ``widget_ids``, ``sliders`` (the
+    their section or the article's column, outside a box that scrolls or clips), ``widget_ids``, ``sliders`` (the
     parameter of each slider of the static slider figures) and ``squeezed`` images (shown with another aspect ratio
     than their own). With ``move_sliders`` every slider of every static slider figure is then moved once
     (check_static_slider_figure): ``moves`` counts the checked moves per figure, ``slider_failure`` holds the failed

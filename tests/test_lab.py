@@ -175,13 +175,13 @@ def _kernel_print(page, code: str) -> str:
 
 _FRESH_RENDERS = """
 import gc, hashlib, json, warnings
-from dlbook.widgets import LiveFigure, render_png, _label
+from dlbook.widgets import LiveFigure, render_frame, _label
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # isinstance() over every object pokes deprecated module attributes
     _figures = [f for f in gc.get_objects() if isinstance(f, LiveFigure)]
 print(json.dumps([
     {"labels": [[n, _label(v)] for n, v in f.values().items()],
-     "sha": hashlib.sha256(render_png(f._render(**f.values()), dpi=f._dpi, image_format=f._format)).hexdigest()}
+     "sha": hashlib.sha256(render_frame(f._render, f.values(), f._dpi, f._format)).hexdigest()}
     for f in _figures]))
 del _figures
 """

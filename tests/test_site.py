@@ -208,10 +208,11 @@ def test_no_page_scrolls_sideways(survey, width, edition):
 @pytest.mark.parametrize("edition", EDITIONS)
 @pytest.mark.parametrize("width", [390, 1280])
 def test_nothing_reaches_past_the_text_column(survey, width, edition):
-    """No element reaches past the article's column unless it sits in a box that scrolls (a wide equation on a phone):
-    the page's sections contain their paint, so it would be cut off at the column's edge, not scroll the page."""
+    """No element reaches past its section (or the article's column) on either side unless it sits in a box that
+    scrolls or clips on purpose (a wide equation on a phone): the sections contain their paint, so the part outside
+    would be cut off, not scroll the page."""
     clipped = [f"{path}: {what}" for path, facts in _whole(survey(edition, width)).items() for what in facts["clipped"]]
-    assert not clipped, f"at {width} px these elements reach past the column: {clipped}"
+    assert not clipped, f"at {width} px these elements reach past their section: {clipped}"
 
 
 @pytest.mark.parametrize("edition", EDITIONS)
@@ -255,6 +256,23 @@ def test_code_tokens_drawn_without_spans_have_the_code_blocks_colour(site_dir):
             assert colour and colour.group(1).lower() == block.lower(), f"{theme}: .{token} is drawn in its own colour"
     page = (site_dir / "book" / "convnets" / "padding.html").read_text(encoding="utf-8")
     assert '<span class="n">' not in page and '<span class="k">' in page  # dropped, and only those
+
+
+@pytest.mark.parametrize("edition", EDITIONS)
+def test_mathjax_is_fetched_early_and_run_after_the_page_is_ready(site_dir, edition):
+    """No chapter page loads MathJax with a script tag (async or deferred, it would run before DOMContentLoaded): its
+    configuration comes first, then the script that adds MathJax once the page is ready, with the URL (and its
+    checksum) that a preload link fetches while the page is parsed."""
+    for path in CHAPTERS:
+        page = (site_dir / edition / path).read_text(encoding="utf-8")
+        assert not re.search(r"<script[^>]*src=\"[^\"]*tex-mml-chtml", page), f"{edition + path}: MathJax script tag"
+        loader = re.search(r'"DOMContentLoaded", function \(\) \{ var s = document\.createElement\("script"\); '
+                           r's\.src = "([^"]*tex-mml-chtml\.js\?v=\w+)"', page)
+        assert loader, f"{edition + path}: no script that adds MathJax once the page is ready"
+        assert 0 <= page.find("window.MathJax = ") < loader.start(), f"{edition + path}: MathJax loader before config"
+        src = loader.group(1)
+        assert f'<link rel="preload" as="script" href="{src}">' in page, f"{edition + path}: no preload of {src}"
+        assert (site_dir / edition / path).parent.joinpath(src.split("?")[0]).resolve().is_file()
 
 
 @pytest.mark.parametrize("edition", EDITIONS)

@@ -33,7 +33,9 @@ from jupyter_cache.base import CacheBundleIn
 PACKAGE = "dlbook"
 
 
-@functools.cache  # every chapter reads the same modules: each is parsed once per build, not once per chapter
+# Deliberately remembered for the life of the process: every chapter reads the same modules, so each is parsed once
+# per build, not once per chapter; the key is the source itself, so an edited module is parsed afresh.
+@functools.cache
 def _imported_dlbook_modules(source: str) -> frozenset[str]:
     """Names of the dlbook modules a piece of Python source imports: ``{"conv", "plotting", "__init__"}``."""
     # IPython magics and shell escapes are not Python: blank them so that the cell still parses
@@ -216,7 +218,7 @@ def _package_and_data() -> tuple[Path, Path]:
     import importlib.util
 
     spec = importlib.util.find_spec(PACKAGE)  # a top-level package is located, not run
-    if spec is None or not spec.submodule_search_locations:
+    if spec is None or spec.origin is None or not spec.submodule_search_locations:  # origin None: a namespace
         raise ImportError(f"the {PACKAGE} package is not installed (pip install -e .)")
     env = os.environ.get("DLBOOK_DATA")  # as data_root() with no argument; tests/test_execute.py holds them equal
     data = Path(env).expanduser() if env else Path.home() / ".cache" / "dlbook"

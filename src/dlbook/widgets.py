@@ -47,6 +47,7 @@ __all__ = [
     "SCALE",
     "PREFETCH_DELAY_S",
     "render_png",
+    "render_frame",
     "css_width",
     "interact",
     "StaticFigure",
@@ -112,7 +113,8 @@ def render_frame(render: Callable[..., Any], values: Mapping[str, Any], dpi: int
     """The image bytes of one slider frame: the figure ``render(**values)``, made and saved at ``dpi`` dots per inch.
 
     Made at the dpi it is saved at, a figure is laid out (``tight_layout``) and drawn by one renderer, which keeps the
-    sizes of the texts it measured: saving it at another dpi would measure every text again.
+    sizes of the texts it measured: saving it at another dpi would measure every text again (2-12 % of a frame's time
+    on the benchmark figures here).
     """
     import matplotlib as mpl
 
