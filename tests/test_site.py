@@ -276,6 +276,17 @@ def test_mathjax_is_fetched_early_and_run_after_the_page_is_ready(site_dir, edit
 
 
 @pytest.mark.parametrize("edition", EDITIONS)
+def test_the_icon_script_runs_after_the_page_is_ready(site_dir, edition):
+    """The theme loads Font Awesome (1.5 MB) as a deferred script, which runs before DOMContentLoaded; every page of
+    the book adds it once the page is ready instead (book/_templates/layout.html)."""
+    for path in toc_pages():
+        page = (site_dir / edition / path).read_text(encoding="utf-8")
+        assert not re.search(r"<script[^>]*src=\"[^\"]*fontawesome\.js", page), f"{edition + path}: icon script tag"
+        assert re.search(r'"DOMContentLoaded", function \(\) \{ var s = document\.createElement\("script"\); '
+                         r's\.src = "[^"]*fontawesome\.js', page), f"{edition + path}: no icon script"
+
+
+@pytest.mark.parametrize("edition", EDITIONS)
 def test_chapter_pages_are_light_and_frames_are_files(site_dir, edition):
     """Slider frames are files the page fetches when shown, not base64 in the HTML: every page stays under 400 KB."""
     site_dir = site_dir / edition

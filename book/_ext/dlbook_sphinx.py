@@ -67,12 +67,20 @@ _MATH_AFTER_READY = ("window.MathJax.startup = Object.assign(window.MathJax.star
                      ".then(function () { performance.mark('dlbook-maths-typeset'); }); }});")
 
 
-# An async script runs as soon as it has arrived, which for a cached MathJax is while the page is still being parsed:
-# before DOMContentLoaded. Added to the page once that event has fired, it runs after it; a preload link lets a first
-# visit fetch it while the page is parsed.
+# An async or deferred script runs before DOMContentLoaded (an async one as soon as it has arrived, which for a cached
+# copy is while the page is still being parsed). Added to the page once that event has fired, it runs after it. The
+# MathJax script and the theme's icon script (book/_templates/layout.html, through the page context) are loaded so.
 _LOAD_AFTER_READY = ('document.addEventListener("DOMContentLoaded", function () {{ '
-                     'var s = document.createElement("script"); s.src = {src}; s.async = true; '
-                     'document.head.appendChild(s); }});')
+                     'var s = document.createElement("script"); s.src = {src}; document.head.appendChild(s); }});')
+
+
+def load_after_ready(src: str) -> str:
+    """The inline script that adds the script at URL ``src`` to the page once it is ready (DOMContentLoaded)."""
+    return _LOAD_AFTER_READY.format(src=json.dumps(src))
+
+
+def _template_helpers(app, pagename, templatename, context, doctree):
+    context["load_after_ready"] = load_after_ready
 
 
 def _math_after_ready(app, pagename, templatename, context, doctree):
@@ -86,7 +94,8 @@ def _math_after_ready(app, pagename, templatename, context, doctree):
             src = context["pathto"](filename, resource=True)
             if checksum := _file_checksum(app.outdir, filename):  # as Sphinx writes it: a new MathJax, a new URL
                 src += f"?v={checksum}"
-            scripts[i] = _JavaScript("", priority=script.priority, body=_LOAD_AFTER_READY.format(src=json.dumps(src)))
+            scripts[i] = _JavaScript("", priority=script.priority, body=load_after_ready(src))
+            # a first visit fetches it while the page is parsed
             context["metatags"] = (context.get("metatags", "")
                                    + f'\n<link rel="preload" as="script" href="{html.escape(src)}">')
 
@@ -215,6 +224,7 @@ def setup(app):
     app.connect("html-page-context", _lighter)
     app.connect("config-inited", _default_mode)
     app.connect("html-page-context", _drop_thebe, priority=900)
+    app.connect("html-page-context", _template_helpers)
     app.connect("html-page-context", _math_after_ready, priority=900)  # after sphinx.ext.mathjax has added its config
     app.connect("doctree-resolved", _drop_thebe_config, priority=900)  # after sphinx-thebe has added it
     app.add_js_file("dlbook-nav.js")
