@@ -67,8 +67,8 @@ _MATH_AFTER_READY = ("window.MathJax.startup = Object.assign(window.MathJax.star
                      ".then(function () { performance.mark('dlbook-maths-typeset'); }); }});")
 
 
-# An async or deferred script runs before DOMContentLoaded (an async one as soon as it has arrived, which for a cached
-# copy is while the page is still being parsed). Added to the page once that event has fired, it runs after it. The
+# A deferred script runs before DOMContentLoaded, and an async one as soon as it has arrived, which for a cached copy is
+# while the page is still being parsed. Added to the page once that event has fired, a script runs after it. The
 # MathJax script and the theme's icon script (book/_templates/layout.html, through the page context) are loaded so.
 _LOAD_AFTER_READY = ('document.addEventListener("DOMContentLoaded", function () {{ '
                      'var s = document.createElement("script"); s.src = {src}; document.head.appendChild(s); }});')
