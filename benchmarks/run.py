@@ -62,9 +62,10 @@ LENGTH_TARGETS = {1024: 1.5}
 NEW_TOKENS = (16, 64, 127)
 CHAPTER_BUDGET_S = 60.0
 # Live sliders: the time from setting a slider value on a LiveFigure to its new image bytes (a real front end adds the
-# round trip to the kernel and the decoding, about 20-50 ms). A first visit to a neighbouring value should be served
-# from the frames rendered ahead: under 100 ms. The reader is assumed to pause LIVE_PAUSE_S seconds on a frame before
-# the next move; the idle loop needs one render plus widgets.PREFETCH_DELAY_S to have the first neighbour ready.
+# round trip to the kernel and the decoding, about 20-50 ms). A first visit to a value should take under 100 ms, both
+# with nothing rendered ahead (the figure is drawn then: one render and one PNG or JPEG encoding) and after a pause,
+# when it is served from the frames rendered ahead. The reader is assumed to pause LIVE_PAUSE_S seconds on a frame
+# before the next move; the idle loop needs one render plus widgets.PREFETCH_DELAY_S to have the first neighbour ready.
 LIVE_TARGET_MS = 100.0
 LIVE_PAUSE_S = 1.0
 
@@ -298,7 +299,10 @@ def main() -> None:
               f"'ahead' after a {LIVE_PAUSE_S:g} s pause")
         print(f"{'figure':34s}{'first visit':>22s}{'ahead':>22s}{'revisit':>22s}")
     for label, r in live.items():
-        flag = "" if statistics.median(r["ahead_ms"]) < LIVE_TARGET_MS else "  over target"
+        # both a move with nothing rendered ahead and one after a pause: the prefetch hides a slow render only
+        # from a reader who pauses
+        slow = [k for k in ("first_ms", "ahead_ms") if statistics.median(r[k]) >= LIVE_TARGET_MS]
+        flag = "".join(f"  {k.removesuffix('_ms')} over target" for k in slow)
         print(f"{label:34s}{_spread(r['first_ms']):>22s}{_spread(r['ahead_ms']):>22s}{_spread(r['revisit_ms']):>22s}"
               f"{flag}")
     chapters = {} if args.skip_chapters else chapter_times()

@@ -47,7 +47,7 @@ def failures(path: Path, world: dict[str, str]) -> tuple[float, list[str]]:
         for o in cell.get("outputs", []):
             if o.get("output_type") == "error":
                 trace = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(o["traceback"]))
-                raised = [line.strip() for line in trace.splitlines() if line.startswith("---->")]
+                raised = [line.strip() for line in trace.splitlines() if re.match(r"-+> *\d", line)]  # IPython's arrow
                 out.append(f"cell {i}: {o['ename']}: {o['evalue'][:120]} {raised[-1] if raised else ''}".rstrip())
     return time.perf_counter() - start, out
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -11,11 +13,13 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from dlbook import autograd as ag  # noqa: E402
 from dlbook import figures  # noqa: E402
 from dlbook.autograd import Tensor  # noqa: E402
 from dlbook.plotting import sliding_window_animation  # noqa: E402
+from dlbook.widgets import render_png  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -25,7 +29,9 @@ def _close_figures():
 
 
 def texts(ax) -> list[str]:
-    return [t.get_text() for t in ax.texts]
+    """What is written on ``ax``: its Text artists, then the numbers it draws as outlines."""
+    numbers = [t for c in ax.collections if isinstance(c, figures.NumberCollection) for t in c.texts]
+    return [t.get_text() for t in ax.texts] + numbers
 
 
 # ------------------------------------------------------------------------------------------------ the graph
@@ -133,9 +139,14 @@ def test_read_count_grid_writes_counts_and_hatches_unread_cells():
     counts = np.outer([1, 1, 0, 1], [1, 1, 0, 1])
     fig = figures.read_count_grid(counts, "t", padding=1, unread=(2,), frame=1)
     ax = fig.axes[0]
-    assert len(ax.patches) == 6 * 6  # the padded grid
-    assert sum(p.get_hatch() == "////" for p in ax.patches) == 7  # row 2 and column 2 of the 4×4 input
+    cells = [c for c in ax.collections if not isinstance(c, figures.NumberCollection)]
+    assert sum(len(c.get_paths()) for c in cells) == 6 * 6  # the padded grid
+    hatched = [len(c.get_paths()) for c in cells if c.get_hatch() == "////"]
+    assert hatched == [7]  # row 2 and column 2 of the 4×4 input
     assert texts(ax) == ["1"] * 9
+    numbers = next(c for c in ax.collections if isinstance(c, figures.NumberCollection))
+    np.testing.assert_array_equal(numbers.get_offsets(), [(c, r) for r in (0, 1, 3) for c in (0, 1, 3)])
+    assert numbers.get_zorder() > max(c.get_zorder() for c in cells)  # written on the cells, not under them
 
 
 def test_window_strips_draws_every_window():
@@ -248,3 +259,25 @@ def test_downsampling_and_upsampling_panels():
     fig = figures.upsampling(down["avg"], photo, {**back, "same": photo}, {"max": 0.5, "avg": 0.25, "same": 0.0})
     titles = [ax.get_title() for ax in fig.axes]
     assert titles[:5] == ["input (4×4)", "max\nerror 0.500", "avg\nerror 0.250", "same\nerror 0.000", "original (8×8)"]
+
+
+@pytest.mark.parametrize("dpi", [72, 160])
+def test_numbers_drawn_as_outlines_are_as_large_as_text_and_centred_on_their_point(dpi):
+    def ink(draw) -> tuple[np.ndarray, np.ndarray]:  # dark pixels' box (top, bottom, left, right); the point's pixel
+        fig, ax = plt.subplots(figsize=(2, 2), dpi=50)  # made at one dpi, saved at another
+        ax.set(xlim=(-1, 1), ylim=(-1, 1))
+        ax.axis("off")
+        draw(ax)
+        image = np.asarray(Image.open(io.BytesIO(render_png(fig, dpi=dpi))).convert("L"))
+        rows, cols = np.nonzero(image < 128)
+        fig.set_dpi(dpi)  # closing the figure gave it back the dpi it was made at
+        x, y = ax.transData.transform((0.3, -0.2))
+        return np.array([rows.min(), rows.max(), cols.min(), cols.max()]), np.array([image.shape[0] - y, x])
+
+    text, _ = ink(lambda ax: ax.text(0.3, -0.2, "48", ha="center", va="center", fontsize=30))
+    outline, point = ink(lambda ax: figures._write_numbers(ax, np.array([[0.3, -0.2]]), [48], 30, ["black"]))
+    height, width = text[1] - text[0], text[3] - text[2]
+    assert height > dpi * 30 / 72 * 0.6  # the digits' height in pixels grows with the dpi
+    assert abs((outline[1] - outline[0]) - height) <= 2 and abs((outline[3] - outline[2]) - width) <= 2
+    # the ink's centre is the point (Text centres its line box instead, a little higher for digits)
+    np.testing.assert_allclose([(outline[0] + outline[1]) / 2, (outline[2] + outline[3]) / 2], point, atol=1.5)

@@ -290,6 +290,34 @@ def _pixel_width(image: bytes) -> int:
     return Image.open(io.BytesIO(image)).width
 
 
+@pytest.mark.parametrize("image_format", ["png", "jpeg"])
+@pytest.mark.parametrize("layout", ["tight_layout()", "constrained", None])
+def test_a_frame_is_what_savefig_writes_drawn_once_when_nothing_is_left_to_lay_out(monkeypatch, image_format, layout):
+    from matplotlib.figure import Figure
+
+    def figure():  # made at 90 dpi and saved at 70: the saved bytes must not depend on the dpi it was made at
+        fig, ax = plt.subplots(figsize=(2.4, 1.6), dpi=90, layout=layout if layout == "constrained" else None)
+        ax.imshow([[0.0, 0.5], [0.75, 1.0]], alpha=0.6)
+        ax.set_title("a title of some length")
+        ax.text(0.5, 0.5, "7", color="crimson")
+        if layout == "tight_layout()":
+            fig.tight_layout()
+        return fig
+
+    saved = io.BytesIO()
+    kwargs = {"png": dict(metadata={"Software": None}), "jpeg": dict(pil_kwargs={"quality": 85, "optimize": True})}
+    fig = figure()
+    fig.savefig(saved, format=image_format, dpi=70, **kwargs[image_format])
+    plt.close(fig)
+    draws = []
+    draw = Figure.draw
+    monkeypatch.setattr(Figure, "draw", lambda self, renderer: draws.append(1) or draw(self, renderer))
+    assert render_png(figure(), dpi=70, image_format=image_format) == saved.getvalue()
+    # savefig draws a figure with a layout engine twice, the first time without output: needed for constrained
+    # layout, which settles while drawing; wasted after tight_layout(), whose engine is a placeholder
+    assert len(draws) == (2 if layout == "constrained" else 1)
+
+
 def test_a_frame_is_made_at_the_dpi_it_is_saved_at():
     made_at = []
 

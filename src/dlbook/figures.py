@@ -10,6 +10,7 @@ renders (and closes) the ones its sliders ask for.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,9 +19,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from matplotlib.axes import Axes
+from matplotlib.collections import PatchCollection, PathCollection
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch, Rectangle
+from matplotlib.path import Path
+from matplotlib.textpath import TextPath
+from matplotlib.transforms import Affine2D
 
 from dlbook.arithmetic import pool_output_size, read_counts
 from dlbook.autograd import Graph, Tensor, graph
@@ -71,6 +76,37 @@ def _write_values(ax: Axes, values: np.ndarray | torch.Tensor, fontsize: float =
     for (r, c), v in np.ndenumerate(np.asarray(values)):
         if skip is None or not skip[r, c]:
             ax.text(c, r, f"{v:g}", ha="center", va="center", fontsize=fontsize, **kwargs)
+
+
+@functools.cache
+def _number_path(text: str, fontsize: float) -> Path:
+    """The outline of ``text`` in the default font at ``fontsize`` points, in points, centred on (0, 0)."""
+    path = TextPath((0, 0), text, size=fontsize)
+    box = path.get_extents()
+    return path.transformed(Affine2D().translate(-(box.x0 + box.x1) / 2, -(box.y0 + box.y1) / 2))
+
+
+class NumberCollection(PathCollection):
+    """Numbers drawn as their glyph outlines, all in one artist; ``texts`` are the strings written, in order."""
+
+    def __init__(self, texts: Sequence[str], fontsize: float, **kwargs: Any) -> None:
+        super().__init__([_number_path(t, fontsize) for t in texts], **kwargs)
+        self.texts = list(texts)
+
+
+def _write_numbers(ax: Axes, xy: np.ndarray, numbers: Sequence[int], fontsize: float,
+                   colours: Sequence[Any]) -> NumberCollection:
+    """Write ``numbers[i]`` centred at ``xy[i]`` (data coordinates, shape (n, 2)) in ``colours[i]``, as one artist.
+
+    The glyph outlines of all the numbers go into one collection, each outline made once per string and size. A
+    figure that a slider redraws on every move draws a grid of 144 numbers this way in about a third of the time that
+    144 ``Text`` artists take (each of them is laid out and rendered by FreeType on every draw).
+    """
+    collection = NumberCollection([str(n) for n in numbers], fontsize, offsets=xy, offset_transform=ax.transData,
+                                  facecolors=colours, edgecolors="none", zorder=3)  # above the cells, as Text is
+    collection.set_transform(Affine2D().scale(1 / 72) + ax.figure.dpi_scale_trans)  # points -> inches -> pixels
+    ax.add_collection(collection, autolim=False)
+    return collection
 
 
 def _outline(ax: Axes, row: float, col: float, height: float, width: float, colour: str = MARK,
@@ -268,8 +304,9 @@ def pooling_windows(photo: torch.Tensor, kernel_size: int, stride: int, grid: in
     fig, axes = _new_figure((9.6, 4.1))
     # pale colours, so that the numbers stay legible
     axes[0].imshow(reads.numpy(), cmap="Blues", vmin=0, vmax=max(int(reads.max()), 1) * 2.5)
-    for (r, c), v in np.ndenumerate(reads.numpy()):
-        axes[0].text(c, r, str(v), ha="center", va="center", fontsize=9, color=MARK if v == 0 else "black")
+    rows, cols = np.indices(reads.shape)
+    values = reads.flatten().tolist()
+    _write_numbers(axes[0], np.c_[cols.ravel(), rows.ravel()], values, 9, [MARK if v == 0 else "black" for v in values])
     for n, colour in ((0, MARK), (1, "darkorange")):  # the first two windows
         _outline(axes[0], 0, n * stride, kernel_size, kernel_size, colour, lw=2.5)
     axes[0].set_title(f"{grid}×{grid} input → {o_grid}×{o_grid}\nreads per cell (0 = never read)")
@@ -461,18 +498,24 @@ def read_count_grid(counts: torch.Tensor | np.ndarray, title: str, *, padding: i
     i, vmax = counts.shape[0], vmax or max(float(counts.max()), 1.0)
     cmap = plt.get_cmap("viridis")
     fig, (ax,) = _new_figure(figsize, ncols=1)
+    cells: dict[str, list[Rectangle]] = {"padding": [], "read": [], "unread": []}  # drawn in this order
+    read: list[tuple[int, int, int]] = []  # (column, row, count) of the read cells
     for r in range(-padding, i + padding):
         for c in range(-padding, i + padding):
-            if not (0 <= r < i and 0 <= c < i):  # padding
-                style = dict(fill=False, ec="0.6", ls="--", lw=0.7)
-            elif r in unread or c in unread:  # never read
-                style = dict(fc="#f4a6a6", ec="#c0392b", hatch="////")
-            else:
-                v = int(counts[r, c])
-                style = dict(fc=cmap(v / vmax), ec="white")
-                ax.text(c, r, str(v), ha="center", va="center", fontsize=11,
-                        color="white" if v < 0.6 * vmax else "black")
-            ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, **style))
+            kind = "padding" if not (0 <= r < i and 0 <= c < i) else "unread" if r in unread or c in unread else "read"
+            cells[kind].append(Rectangle((c - 0.5, r - 0.5), 1, 1))
+            if kind == "read":
+                read.append((c, r, int(counts[r, c])))
+    values = [v for _, _, v in read]
+    colours = [cmap(v / vmax) for v in values]
+    _write_numbers(ax, np.array([(c, r) for c, r, _ in read]).reshape(-1, 2), values, 11,
+                   ["white" if v < 0.6 * vmax else "black" for v in values])
+    # one artist per kind of cell, not one per cell: a slider redraws this figure on every move
+    styles = {"padding": dict(facecolor="none", edgecolor="0.6", linestyle="--", linewidth=0.7),
+              "unread": dict(facecolor="#f4a6a6", edgecolor="#c0392b", hatch="////"),
+              "read": dict(facecolor=colours, edgecolor="white")}
+    for kind, squares in cells.items():
+        ax.add_collection(PatchCollection(squares, **styles[kind]), autolim=False)
     ax.set_xlim(-frame - 0.6, i + frame - 0.4)
     ax.set_ylim(i + frame - 0.4, -frame - 0.6)
     ax.set_aspect("equal")
@@ -592,6 +635,7 @@ def filtered_photo(photo: torch.Tensor, kernel: torch.Tensor, output: torch.Tens
     axes[2].set_title(f"output ({output.shape[0]}×{output.shape[1]})")
     for ax in (axes[0], axes[2]):
         ax.axis("off")
+        ax.set(xticks=[], yticks=[])  # no ticks at all: hidden ones are still made and measured to place the title
     fig.tight_layout()
     return fig
 

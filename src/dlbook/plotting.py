@@ -131,7 +131,7 @@ def show_kernel(kernel: torch.Tensor | np.ndarray, title: str = "kernel", ax=Non
         fig = ax.figure
     m = float(np.abs(k).max()) or 1.0
     ax.imshow(k, cmap="RdBu_r", vmin=-m, vmax=m)
-    if k.size <= 81:  # write the numbers only while they stay legible
+    if k.size <= 81 and fmt:  # write the numbers only while they stay legible
         for (i, j), v in np.ndenumerate(k):
             ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=8,
                     color="white" if abs(v) > 0.6 * m else "black")
