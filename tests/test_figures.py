@@ -18,7 +18,7 @@ from PIL import Image  # noqa: E402
 from dlbook import autograd as ag  # noqa: E402
 from dlbook import figures  # noqa: E402
 from dlbook.autograd import Tensor  # noqa: E402
-from dlbook.plotting import sliding_window_animation  # noqa: E402
+from dlbook.plotting import sliding_window_animation, write_numbers  # noqa: E402
 from dlbook.widgets import render_png  # noqa: E402
 
 
@@ -30,7 +30,7 @@ def _close_figures():
 
 def texts(ax) -> list[str]:
     """What is written on ``ax``: its Text artists, then the numbers it draws as outlines."""
-    numbers = [t for c in ax.collections if isinstance(c, figures.NumberCollection) for t in c.texts]
+    numbers = [t for c in ax.collections for t in getattr(c, "written", [])]
     return [t.get_text() for t in ax.texts] + numbers
 
 
@@ -139,12 +139,12 @@ def test_read_count_grid_writes_counts_and_hatches_unread_cells():
     counts = np.outer([1, 1, 0, 1], [1, 1, 0, 1])
     fig = figures.read_count_grid(counts, "t", padding=1, unread=(2,), frame=1)
     ax = fig.axes[0]
-    cells = [c for c in ax.collections if not isinstance(c, figures.NumberCollection)]
+    cells = [c for c in ax.collections if not hasattr(c, "written")]
     assert sum(len(c.get_paths()) for c in cells) == 6 * 6  # the padded grid
     hatched = [len(c.get_paths()) for c in cells if c.get_hatch() == "////"]
     assert hatched == [7]  # row 2 and column 2 of the 4×4 input
     assert texts(ax) == ["1"] * 9
-    numbers = next(c for c in ax.collections if isinstance(c, figures.NumberCollection))
+    numbers = next(c for c in ax.collections if hasattr(c, "written"))
     np.testing.assert_array_equal(numbers.get_offsets(), [(c, r) for r in (0, 1, 3) for c in (0, 1, 3)])
     assert numbers.get_zorder() > max(c.get_zorder() for c in cells)  # written on the cells, not under them
 
@@ -275,9 +275,27 @@ def test_numbers_drawn_as_outlines_are_as_large_as_text_and_centred_on_their_poi
         return np.array([rows.min(), rows.max(), cols.min(), cols.max()]), np.array([image.shape[0] - y, x])
 
     text, _ = ink(lambda ax: ax.text(0.3, -0.2, "48", ha="center", va="center", fontsize=30))
-    outline, point = ink(lambda ax: figures._write_numbers(ax, np.array([[0.3, -0.2]]), [48], 30, ["black"]))
+    outline, point = ink(lambda ax: write_numbers(ax, np.array([[0.3, -0.2]]), ["48"], 30, ["black"]))
     height, width = text[1] - text[0], text[3] - text[2]
     assert height > dpi * 30 / 72 * 0.6  # the digits' height in pixels grows with the dpi
     assert abs((outline[1] - outline[0]) - height) <= 2 and abs((outline[3] - outline[2]) - width) <= 2
     # the ink's centre is the point (Text centres its line box instead, a little higher for digits)
     np.testing.assert_allclose([(outline[0] + outline[1]) / 2, (outline[2] + outline[3]) / 2], point, atol=1.5)
+
+
+def _edge_ink(fig, dpi: int) -> list[int]:
+    """Rows and columns of dark pixels at the border of the saved image: top, bottom, left, right."""
+    image = np.asarray(Image.open(io.BytesIO(render_png(fig, dpi=dpi))).convert("L")) < 200
+    return [int(image[0].sum()), int(image[-1].sum()), int(image[:, 0].sum()), int(image[:, -1].sum())]
+
+
+@pytest.mark.parametrize("dpi", [80, 160])
+def test_slider_figures_are_not_cut_at_the_edge_of_their_frame(dpi):
+    photo = torch.rand(128, 128, generator=torch.Generator().manual_seed(0))
+    kernel = torch.full((3, 3), 1 / 9)
+    with matplotlib.rc_context({"figure.dpi": dpi}):  # made at the dpi they are saved at, as slider frames are
+        made = {"filtered_photo": figures.filtered_photo(photo, kernel, photo, "box blur"),
+                "pooling_windows": figures.pooling_windows(photo, 3, 2),
+                "read_count_grid": figures.read_count_grid(np.outer([1, 2, 1], [1, 2, 1]), "t\nt", padding=1)}
+    for name, fig in made.items():
+        assert _edge_ink(fig, dpi) == [0, 0, 0, 0], name  # e.g. a title above the top of the image

@@ -126,6 +126,19 @@ def test_plot_helpers_title_with_shapes():
     assert show_kernel(torch.eye(3)).axes[0].get_title() == "kernel  (3×3)"
 
 
+def test_show_kernel_writes_each_weight_in_its_cell():
+    import matplotlib.colors as mcolors
+
+    ax = show_kernel(torch.tensor([[0.5, -1.0], [0.25, 0.0]]), fmt="{:.2f}", fontsize=9).axes[0]
+    (numbers,) = [c for c in ax.collections if hasattr(c, "written")]
+    assert numbers.written == ["0.50", "-1.00", "0.25", "0.00"]
+    assert numbers.get_offsets().tolist() == [[0, 0], [1, 0], [0, 1], [1, 1]]  # (column, row) of each weight
+    white = [tuple(c) == mcolors.to_rgba("white") for c in numbers.get_facecolors()]
+    assert white == [False, True, False, False]  # white only on the dark cell, |w| > 0.6 max|w|
+    assert not show_kernel(torch.eye(3), fmt="").axes[0].collections  # fmt="": no numbers
+    assert not show_kernel(torch.eye(10)).axes[0].collections  # above 81 weights: none
+
+
 def test_sample_photo():
     gray, rgb = sample_photo(32), sample_photo(32, gray=False)
     assert gray.shape == (1, 32, 32) and rgb.shape == (3, 32, 32)

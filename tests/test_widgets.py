@@ -291,31 +291,46 @@ def _pixel_width(image: bytes) -> int:
 
 
 @pytest.mark.parametrize("image_format", ["png", "jpeg"])
-@pytest.mark.parametrize("layout", ["tight_layout()", "constrained", None])
-def test_a_frame_is_what_savefig_writes_drawn_once_when_nothing_is_left_to_lay_out(monkeypatch, image_format, layout):
+@pytest.mark.parametrize("case", ["tight_layout()", "no layout, see-through", "constrained", "animated",
+                                  "savefig.facecolor"])
+def test_a_frame_is_what_savefig_writes_drawn_once_when_savefig_would_add_nothing(monkeypatch, image_format, case):
     from matplotlib.figure import Figure
 
     def figure():  # made at 90 dpi and saved at 70: the saved bytes must not depend on the dpi it was made at
-        fig, ax = plt.subplots(figsize=(2.4, 1.6), dpi=90, layout=layout if layout == "constrained" else None)
+        fig, ax = plt.subplots(figsize=(2.4, 1.6), dpi=90, layout="constrained" if case == "constrained" else None)
         ax.imshow([[0.0, 0.5], [0.75, 1.0]], alpha=0.6)
         ax.set_title("a title of some length")
-        ax.text(0.5, 0.5, "7", color="crimson")
-        if layout == "tight_layout()":
+        ax.text(0.5, 0.5, "7", color="crimson", animated=case == "animated")
+        if case == "no layout, see-through":  # JPEG blends what shows through against white
+            fig.patch.set_alpha(0.0)
+        if case == "tight_layout()":
             fig.tight_layout()
         return fig
 
     saved = io.BytesIO()
     kwargs = {"png": dict(metadata={"Software": None}), "jpeg": dict(pil_kwargs={"quality": 85, "optimize": True})}
-    fig = figure()
-    fig.savefig(saved, format=image_format, dpi=70, **kwargs[image_format])
-    plt.close(fig)
-    draws = []
-    draw = Figure.draw
-    monkeypatch.setattr(Figure, "draw", lambda self, renderer: draws.append(1) or draw(self, renderer))
-    assert render_png(figure(), dpi=70, image_format=image_format) == saved.getvalue()
+    rc = {"savefig.facecolor": "lightyellow"} if case == "savefig.facecolor" else {}
+    with plt.rc_context(rc):
+        fig = figure()
+        fig.savefig(saved, format=image_format, dpi=70, **kwargs[image_format])
+        plt.close(fig)
+        draws = []
+        draw = Figure.draw
+        monkeypatch.setattr(Figure, "draw", lambda self, renderer: draws.append(1) or draw(self, renderer))
+        assert render_png(figure(), dpi=70, image_format=image_format) == saved.getvalue()
     # savefig draws a figure with a layout engine twice, the first time without output: needed for constrained
     # layout, which settles while drawing; wasted after tight_layout(), whose engine is a placeholder
-    assert len(draws) == (2 if layout == "constrained" else 1)
+    assert len(draws) == (2 if case == "constrained" else 1)
+
+
+def test_a_figure_made_without_pyplot_keeps_its_canvas_and_dpi():
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(2, 1), dpi=50)
+    fig.add_subplot().plot([0, 1])
+    canvas = fig.canvas
+    assert _pixel_width(render_png(fig, dpi=70)) == 140
+    assert fig.canvas is canvas and fig.dpi == 50
 
 
 def test_a_frame_is_made_at_the_dpi_it_is_saved_at():

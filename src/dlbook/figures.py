@@ -10,7 +10,6 @@ renders (and closes) the ones its sliders ask for.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,17 +18,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from matplotlib.axes import Axes
-from matplotlib.collections import PatchCollection, PathCollection
+from matplotlib.collections import PatchCollection
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch, Rectangle
-from matplotlib.path import Path
-from matplotlib.textpath import TextPath
-from matplotlib.transforms import Affine2D
 
 from dlbook.arithmetic import pool_output_size, read_counts
 from dlbook.autograd import Graph, Tensor, graph
-from dlbook.plotting import as_image, image_grid, show_kernel
+from dlbook.plotting import as_image, image_grid, show_kernel, write_numbers
 
 __all__ = [
     "graph_levels",
@@ -76,37 +72,6 @@ def _write_values(ax: Axes, values: np.ndarray | torch.Tensor, fontsize: float =
     for (r, c), v in np.ndenumerate(np.asarray(values)):
         if skip is None or not skip[r, c]:
             ax.text(c, r, f"{v:g}", ha="center", va="center", fontsize=fontsize, **kwargs)
-
-
-@functools.cache
-def _number_path(text: str, fontsize: float) -> Path:
-    """The outline of ``text`` in the default font at ``fontsize`` points, in points, centred on (0, 0)."""
-    path = TextPath((0, 0), text, size=fontsize)
-    box = path.get_extents()
-    return path.transformed(Affine2D().translate(-(box.x0 + box.x1) / 2, -(box.y0 + box.y1) / 2))
-
-
-class NumberCollection(PathCollection):
-    """Numbers drawn as their glyph outlines, all in one artist; ``texts`` are the strings written, in order."""
-
-    def __init__(self, texts: Sequence[str], fontsize: float, **kwargs: Any) -> None:
-        super().__init__([_number_path(t, fontsize) for t in texts], **kwargs)
-        self.texts = list(texts)
-
-
-def _write_numbers(ax: Axes, xy: np.ndarray, numbers: Sequence[int], fontsize: float,
-                   colours: Sequence[Any]) -> NumberCollection:
-    """Write ``numbers[i]`` centred at ``xy[i]`` (data coordinates, shape (n, 2)) in ``colours[i]``, as one artist.
-
-    The glyph outlines of all the numbers go into one collection, each outline made once per string and size. A
-    figure that a slider redraws on every move draws a grid of 144 numbers this way in about a third of the time that
-    144 ``Text`` artists take (each of them is laid out and rendered by FreeType on every draw).
-    """
-    collection = NumberCollection([str(n) for n in numbers], fontsize, offsets=xy, offset_transform=ax.transData,
-                                  facecolors=colours, edgecolors="none", zorder=3)  # above the cells, as Text is
-    collection.set_transform(Affine2D().scale(1 / 72) + ax.figure.dpi_scale_trans)  # points -> inches -> pixels
-    ax.add_collection(collection, autolim=False)
-    return collection
 
 
 def _outline(ax: Axes, row: float, col: float, height: float, width: float, colour: str = MARK,
@@ -306,7 +271,8 @@ def pooling_windows(photo: torch.Tensor, kernel_size: int, stride: int, grid: in
     axes[0].imshow(reads.numpy(), cmap="Blues", vmin=0, vmax=max(int(reads.max()), 1) * 2.5)
     rows, cols = np.indices(reads.shape)
     values = reads.flatten().tolist()
-    _write_numbers(axes[0], np.c_[cols.ravel(), rows.ravel()], values, 9, [MARK if v == 0 else "black" for v in values])
+    write_numbers(axes[0], np.c_[cols.ravel(), rows.ravel()], [str(v) for v in values], 9,
+                  [MARK if v == 0 else "black" for v in values])
     for n, colour in ((0, MARK), (1, "darkorange")):  # the first two windows
         _outline(axes[0], 0, n * stride, kernel_size, kernel_size, colour, lw=2.5)
     axes[0].set_title(f"{grid}×{grid} input → {o_grid}×{o_grid}\nreads per cell (0 = never read)")
@@ -508,7 +474,7 @@ def read_count_grid(counts: torch.Tensor | np.ndarray, title: str, *, padding: i
                 read.append((c, r, int(counts[r, c])))
     values = [v for _, _, v in read]
     colours = [cmap(v / vmax) for v in values]
-    _write_numbers(ax, np.array([(c, r) for c, r, _ in read]).reshape(-1, 2), values, 11,
+    write_numbers(ax, np.array([(c, r) for c, r, _ in read]).reshape(-1, 2), [str(v) for v in values], 11,
                    ["white" if v < 0.6 * vmax else "black" for v in values])
     # one artist per kind of cell, not one per cell: a slider redraws this figure on every move
     styles = {"padding": dict(facecolor="none", edgecolor="0.6", linestyle="--", linewidth=0.7),
@@ -520,6 +486,7 @@ def read_count_grid(counts: torch.Tensor | np.ndarray, title: str, *, padding: i
     ax.set_ylim(i + frame - 0.4, -frame - 0.6)
     ax.set_aspect("equal")
     ax.axis("off")
+    ax.set(xticks=[], yticks=[])  # no ticks at all: hidden ones are still made and measured to place the title
     ax.set_title(title, fontsize=12)
     fig.tight_layout()
     return fig
@@ -636,6 +603,9 @@ def filtered_photo(photo: torch.Tensor, kernel: torch.Tensor, output: torch.Tens
     for ax in (axes[0], axes[2]):
         ax.axis("off")
         ax.set(xticks=[], yticks=[])  # no ticks at all: hidden ones are still made and measured to place the title
+    # twice: the first pass lays the photos out before they shrink to their square shape, which left their titles
+    # above the top of the figure; the second measures them where they are
+    fig.tight_layout()
     fig.tight_layout()
     return fig
 

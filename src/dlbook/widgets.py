@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import html
 import io
@@ -104,35 +105,48 @@ def render_png(figure: Any, dpi: int = 80, image_format: str = "png") -> bytes:
     buf = io.BytesIO()
     if _laid_out(figure):
         _save_drawn_once(figure, buf, dpi, image_format, **save[image_format])
-    else:  # a layout engine that works while drawing (constrained layout): savefig draws twice, as it needs
+    else:  # constrained layout, animated artists, savefig's own settings: savefig's two draws are needed
         figure.savefig(buf, format=image_format, dpi=dpi, **save[image_format])
     plt.close(figure)
     return buf.getvalue()
 
 
 def _laid_out(figure: Any) -> bool:
-    """True if nothing is left to lay out: no layout engine, or only the placeholder ``tight_layout()`` leaves."""
+    """True if savefig's first, output-less draw would change nothing: no layout engine, or only the placeholder that
+    ``tight_layout()`` leaves; no animated artist (savefig draws those, a plain draw skips them); savefig's colours,
+    transparency and bounding box at their defaults (it applies them, a plain draw does not)."""
+    import matplotlib as mpl
     from matplotlib.layout_engine import PlaceHolderLayoutEngine
 
-    return figure.get_layout_engine() is None or isinstance(figure.get_layout_engine(), PlaceHolderLayoutEngine)
+    engine = figure.get_layout_engine()
+    defaults = (mpl.rcParams["savefig.facecolor"] == "auto" and mpl.rcParams["savefig.edgecolor"] == "auto"
+                and not mpl.rcParams["savefig.transparent"] and mpl.rcParams["savefig.bbox"] is None)
+    return ((engine is None or isinstance(engine, PlaceHolderLayoutEngine)) and defaults
+            and not figure.findobj(lambda artist: artist.get_animated()))
 
 
 def _save_drawn_once(figure: Any, buf: io.BytesIO, dpi: int, image_format: str, **kwargs: Any) -> None:
-    """What ``figure.savefig(buf, format=image_format, dpi=dpi, **kwargs)`` writes, byte for byte, drawn once.
+    """What ``figure.savefig(buf, format=image_format, dpi=dpi, **kwargs)`` writes, byte for byte, for a figure that
+    :func:`_laid_out` accepts, drawn once.
 
     savefig draws a figure that has a layout engine twice, first without output so that the layout can settle; after
     ``tight_layout()`` the engine is a placeholder with nothing to settle, and that first draw is 15-25 % of a slider
-    frame's time. This is the Agg backend's own save (``_print_pil``) without it.
+    frame's time. This is the Agg backend's own save (``_print_pil``) without it. The figure keeps its canvas and dpi.
     """
     import matplotlib as mpl
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    figure.set_dpi(dpi)  # the figure is closed afterwards: savefig's restoring of dpi and canvas is not needed
-    canvas = FigureCanvasAgg(figure)
-    canvas.draw()
-    # JPEG has no alpha: blend against white, as savefig does for it
-    with mpl.rc_context({"savefig.facecolor": "white"} if image_format == "jpeg" else {}):
-        mpl.image.imsave(buf, canvas.buffer_rgba(), format=image_format, origin="upper", dpi=dpi, **kwargs)
+    canvas, made_at = figure.canvas, figure.dpi
+    agg = FigureCanvasAgg(figure)  # no window manager: changing the dpi resizes no window
+    try:
+        figure.set_dpi(dpi)
+        agg.draw()
+        # JPEG has no alpha: blend against white, as savefig does for it (rc_context copies every rcParam: only then)
+        with mpl.rc_context({"savefig.facecolor": "white"}) if image_format == "jpeg" else contextlib.nullcontext():
+            mpl.image.imsave(buf, agg.buffer_rgba(), format=image_format, origin="upper", dpi=dpi, **kwargs)
+    finally:
+        figure.set_dpi(made_at)
+        figure.set_canvas(canvas)
 
 
 def render_frame(render: Callable[..., Any], values: Mapping[str, Any], dpi: int, image_format: str = "png") -> bytes:
