@@ -8,14 +8,17 @@ once per instruction set below, with the environment variables that make PyTorch
 kernels on this machine, and lists the cells that fail: a claim that fails here is too tight for the run it is about.
 
 A machine can only step down: on an AVX2 machine the AVX2 run is the native one, and AVX-512 is not tried at all. Each
-run checks that PyTorch took the kernels asked for (``torch.backends.cpu.get_cpu_capability()``) and says so if not.
+run checks that PyTorch's own kernels are the set asked for (``torch.backends.cpu.get_cpu_capability()``) and says so
+if not; MKL and oneDNN report no such thing, and are trusted to follow their variables.
 
-    python tests/other_cpus.py [--seeds 1,2,3] [chapter.ipynb ...]     (default: every chapter; `make other-cpus`)
+    python tests/other_cpus.py [--seeds 11,12,13] [chapter.ipynb ...]     (default: every chapter; `make other-cpus`)
 
 ``--seeds`` runs the chosen chapters with the native kernels once per seed instead, each seed put in place of every
 ``seed_everything(0)``, ``manual_seed(0)`` and ``seed=0`` of their code: another draw of the same experiment, for a
-claim that should hold for the experiment and not only for seed 0. Not part of `make test` (it executes every chapter
-twice more, about 10 min on 2 cores).
+claim that should hold for the experiment and not only for seed 0. Choose seeds the chapter does not use for anything
+else (a held-out set drawn with ``manual_seed(2)`` would share its draws with training batches seeded 2).
+
+Not part of `make test`: it executes every chapter twice more.
 """
 
 from __future__ import annotations
@@ -87,7 +90,7 @@ def main(paths: list[Path], seeds: list[int]) -> int:
     with ProcessPoolExecutor(2) as pool:  # one kernel per core
         results = pool.map(failures, [j[4] for j in jobs], [j[1] for j in jobs], [j[3] for j in jobs])
         for (name, _, want, _, path), (seconds, capability, cells) in zip(jobs, results, strict=True):
-            if want is not None and capability != want:
+            if want is not None and capability not in (want, "?"):  # "?": the run stopped, and says why
                 cells = [f"PyTorch used {capability} kernels, not {want}: this machine cannot run this set"] + cells
             failed += bool(cells)
             print(f"{name:24s} {path.relative_to(ROOT)}: {len(cells)} failing ({seconds:.0f} s, {capability})",

@@ -270,7 +270,7 @@ def test_numbers_drawn_as_outlines_are_as_large_as_text_and_centred_on_their_poi
         draw(ax)
         image = np.asarray(Image.open(io.BytesIO(render_png(fig, dpi=dpi))).convert("L"))
         rows, cols = np.nonzero(image < 128)
-        fig.set_dpi(dpi)  # closing the figure gave it back the dpi it was made at
+        fig.set_dpi(dpi)  # render_png gave the figure back the dpi it was made at
         x, y = ax.transData.transform((0.3, -0.2))
         return np.array([rows.min(), rows.max(), cols.min(), cols.max()]), np.array([image.shape[0] - y, x])
 

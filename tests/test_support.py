@@ -34,6 +34,7 @@ from dlbook.plotting import (  # noqa: E402
     shape_title,
     show_images,
     show_kernel,
+    write_numbers,
 )
 
 
@@ -131,12 +132,32 @@ def test_show_kernel_writes_each_weight_in_its_cell():
 
     ax = show_kernel(torch.tensor([[0.5, -1.0], [0.25, 0.0]]), fmt="{:.2f}", fontsize=9).axes[0]
     (numbers,) = [c for c in ax.collections if hasattr(c, "written")]
-    assert numbers.written == ["0.50", "-1.00", "0.25", "0.00"]
+    assert numbers.written == ["0.50", "\N{MINUS SIGN}1.00", "0.25", "0.00"] and not ax.texts
     assert numbers.get_offsets().tolist() == [[0, 0], [1, 0], [0, 1], [1, 1]]  # (column, row) of each weight
     white = [tuple(c) == mcolors.to_rgba("white") for c in numbers.get_facecolors()]
     assert white == [False, True, False, False]  # white only on the dark cell, |w| > 0.6 max|w|
+    big = show_kernel(torch.tensor([[0.5, -1.0], [0.25, 0.0]]), fmt="{:.2f}", fontsize=18).axes[0].collections[0]
+    heights = [c.get_paths()[0].get_extents().height for c in (numbers, big)]  # "0.50" in points
+    assert heights[1] == pytest.approx(2 * heights[0], rel=0.02)  # written at the fontsize asked for
     assert not show_kernel(torch.eye(3), fmt="").axes[0].collections  # fmt="": no numbers
     assert not show_kernel(torch.eye(10)).axes[0].collections  # above 81 weights: none
+
+
+def test_write_numbers_refuses_labels_positions_and_colours_that_do_not_match():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    with pytest.raises(ValueError, match="2 labels for 3 positions xy"):
+        write_numbers(ax, np.zeros((3, 2)), ["1", "2"], 9, ["black"])
+    with pytest.raises(ValueError, match="colours must hold 1 colour or one per label"):
+        write_numbers(ax, np.zeros((3, 2)), ["1", "2", "3"], 9, ["black", "white"])
+    blank = write_numbers(ax, np.zeros((2, 2)), ["", " "], 9, ["black"])  # written as nothing, as Text would
+    assert [len(p.vertices) for p in blank.get_paths()] == [1, 1]
+    sans = write_numbers(ax, np.zeros((1, 2)), ["4"], 9, ["black"]).get_paths()[0]
+    with matplotlib.rc_context({"font.family": "serif"}):  # the font in use now, not the one first cached
+        serif = write_numbers(ax, np.zeros((1, 2)), ["4"], 9, ["black"]).get_paths()[0]
+    assert sans.vertices.shape != serif.vertices.shape or not np.allclose(sans.vertices, serif.vertices)
+    plt.close(fig)
 
 
 def test_sample_photo():

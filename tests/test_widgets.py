@@ -323,11 +323,21 @@ def test_a_frame_is_what_savefig_writes_drawn_once_when_savefig_would_add_nothin
     assert len(draws) == (2 if case == "constrained" else 1)
 
 
+def test_looking_for_animated_artists_makes_no_ticks_on_an_axis_turned_off():
+    fig, ax = plt.subplots()
+    ax.imshow([[0.0, 1.0]])
+    ax.axis("off")
+    fig.tight_layout()
+    render_png(fig, dpi=40)
+    assert len(ax.xaxis.majorTicks) + len(ax.yaxis.majorTicks) <= 2  # the one each axis starts with; findobj: 10+
+
+
 def test_a_figure_made_without_pyplot_keeps_its_canvas_and_dpi():
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(2, 1), dpi=50)
     fig.add_subplot().plot([0, 1])
+    fig.tight_layout()  # drawn once: the figure's dpi and canvas are changed while drawing, then given back
     canvas = fig.canvas
     assert _pixel_width(render_png(fig, dpi=70)) == 140
     assert fig.canvas is canvas and fig.dpi == 50

@@ -603,8 +603,8 @@ def filtered_photo(photo: torch.Tensor, kernel: torch.Tensor, output: torch.Tens
     for ax in (axes[0], axes[2]):
         ax.axis("off")
         ax.set(xticks=[], yticks=[])  # no ticks at all: hidden ones are still made and measured to place the title
-    # twice: the first pass lays the photos out before they shrink to their square shape, which left their titles
-    # above the top of the figure; the second measures them where they are
+    # twice: the first pass lays the photos out before they shrink to their square shape and left their titles above
+    # the top of the figure; a second pass brings the titles inside it (a test checks every frame's edges)
     fig.tight_layout()
     fig.tight_layout()
     return fig

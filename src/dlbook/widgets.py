@@ -103,31 +103,43 @@ def render_png(figure: Any, dpi: int = 80, image_format: str = "png") -> bytes:
         raise TypeError(f"render must return a matplotlib Figure or PNG bytes, got {type(figure).__name__}")
     save = {"png": dict(metadata={"Software": None}), "jpeg": dict(pil_kwargs={"quality": 85, "optimize": True})}
     buf = io.BytesIO()
-    if _laid_out(figure):
-        _save_drawn_once(figure, buf, dpi, image_format, **save[image_format])
-    else:  # constrained layout, animated artists, savefig's own settings: savefig's two draws are needed
-        figure.savefig(buf, format=image_format, dpi=dpi, **save[image_format])
-    plt.close(figure)
+    try:
+        if _laid_out(figure):
+            _save_drawn_once(figure, buf, dpi, image_format, **save[image_format])
+        else:  # no layout engine (savefig draws once anyway), or one that needs savefig's two draws
+            figure.savefig(buf, format=image_format, dpi=dpi, **save[image_format])
+    finally:  # a figure that failed to save is not left open for the notebook to show later
+        plt.close(figure)
     return buf.getvalue()
 
 
 def _laid_out(figure: Any) -> bool:
-    """True if savefig's first, output-less draw would change nothing: no layout engine, or only the placeholder that
-    ``tight_layout()`` leaves; no animated artist (savefig draws those, a plain draw skips them); savefig's colours,
-    transparency and bounding box at their defaults (it applies them, a plain draw does not)."""
+    """True if savefig's first, output-less draw would add nothing: the layout engine is the placeholder that
+    ``tight_layout()`` leaves (nothing left to lay out); no animated artist (savefig draws those, a plain draw skips
+    them); savefig's colours, transparency and bounding box at their defaults (it applies them, a plain draw does not).
+    """
     import matplotlib as mpl
     from matplotlib.layout_engine import PlaceHolderLayoutEngine
 
-    engine = figure.get_layout_engine()
     defaults = (mpl.rcParams["savefig.facecolor"] == "auto" and mpl.rcParams["savefig.edgecolor"] == "auto"
                 and not mpl.rcParams["savefig.transparent"] and mpl.rcParams["savefig.bbox"] is None)
-    return ((engine is None or isinstance(engine, PlaceHolderLayoutEngine)) and defaults
-            and not figure.findobj(lambda artist: artist.get_animated()))
+    return isinstance(figure.get_layout_engine(), PlaceHolderLayoutEngine) and defaults and not _animated(figure)
+
+
+def _animated(artist: Any) -> bool:
+    """Whether ``artist`` or one of its children is animated. Axis objects are not entered: asking them for their
+    children makes every tick, also on an axis that is turned off and would never draw one (tens of ms a figure)."""
+    from matplotlib.axis import Axis
+
+    return artist.get_animated() or (not isinstance(artist, Axis)
+                                     and any(_animated(child) for child in artist.get_children()))
 
 
 def _save_drawn_once(figure: Any, buf: io.BytesIO, dpi: int, image_format: str, **kwargs: Any) -> None:
-    """What ``figure.savefig(buf, format=image_format, dpi=dpi, **kwargs)`` writes, byte for byte, for a figure that
-    :func:`_laid_out` accepts, drawn once.
+    """What ``figure.savefig(buf, format=image_format, dpi=dpi, **kwargs)`` writes with the Agg backend, for a figure
+    that :func:`_laid_out` accepts, drawn once: the same bytes wherever one draw settles every position (matplotlib
+    places a few artists only while drawing, e.g. a title above top ticks; an annotation anchored on such an artist
+    could land elsewhere; the book's slider figures have none).
 
     savefig draws a figure that has a layout engine twice, first without output so that the layout can settle; after
     ``tight_layout()`` the engine is a placeholder with nothing to settle, and that first draw is 15-25 % of a slider
