@@ -475,7 +475,7 @@ def read_count_grid(counts: torch.Tensor | np.ndarray, title: str, *, padding: i
     values = [v for _, _, v in read]
     colours = [cmap(v / vmax) for v in values]
     write_numbers(ax, np.array([(c, r) for c, r, _ in read]).reshape(-1, 2), [str(v) for v in values], 11,
-                   ["white" if v < 0.6 * vmax else "black" for v in values])
+                  ["white" if v < 0.6 * vmax else "black" for v in values])
     # one artist per kind of cell, not one per cell: a slider redraws this figure on every move
     styles = {"padding": dict(facecolor="none", edgecolor="0.6", linestyle="--", linewidth=0.7),
               "unread": dict(facecolor="#f4a6a6", edgecolor="#c0392b", hatch="////"),
