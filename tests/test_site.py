@@ -336,12 +336,31 @@ def test_chinese_search_finds_words_inside_compounds(page, site_url, query, page
     assert any(h.split("?")[0].endswith(page_path) for h in hrefs), f"{query!r} does not find {page_path}: {hrefs}"
 
 
-def test_chinese_text_has_a_font_without_any_installed(page, site_url):
-    """The site serves its own CJK font: the font face for Chinese characters loads from the site."""
+@pytest.mark.parametrize("text", ["卷积填充步长", "的一，。"])  # terms; the commonest characters and punctuation
+def test_chinese_text_has_a_font_without_any_installed(page, site_url, text):
+    """The site serves its own CJK font: the font faces for Chinese characters load from the site."""
     page.goto(f"{site_url}/zh/book/convnets/padding.html", wait_until="load")
-    faces = page.evaluate("""async () => (await document.fonts.load('16px "dlbook CJK"', '卷积填充步长'))
-        .map(f => f.status)""")
+    faces = page.evaluate("""async text => (await document.fonts.load('16px "dlbook CJK"', text))
+        .map(f => f.status)""", text)
     assert faces and all(status == "loaded" for status in faces), faces
+
+
+def test_every_chinese_character_of_the_edition_has_a_face_of_the_web_font(site_dir):
+    """Each CJK character (and CJK punctuation) on a page of the Chinese edition lies in the unicode-range of a face
+    of the site's font: without one it shows as a box where no CJK font is installed."""
+    css = (site_dir / "_static" / "fonts" / "noto-sans-sc.css").read_text(encoding="utf-8")
+    covered = set()
+    for ranges in re.findall(r"unicode-range:\s*([^;]+);", css):
+        for part in ranges.replace(" ", "").split(","):
+            low, _, high = part.removeprefix("U+").partition("-")
+            covered.update(range(int(low, 16), int(high or low, 16) + 1))
+    shown = set()
+    for html in (site_dir / "zh").rglob("*.html"):
+        page = html.read_text(encoding="utf-8")
+        text = re.sub(r"<script.*?</script>|<style.*?</style>|<[^>]+>", " ", page, flags=re.S)
+        shown.update(ch for ch in text if 0x3000 <= ord(ch) <= 0x9FFF or 0xFF00 <= ord(ch) <= 0xFFEF)
+    missing = sorted(ch for ch in shown if ord(ch) not in covered)
+    assert not missing, f"{len(missing)} characters without a face, e.g. {''.join(missing[:20])}"
 
 
 def _frame_sizes(img) -> list[float]:

@@ -23,3 +23,35 @@ def test_the_plaintext_backend_is_found_without_searching_the_installed_packages
     assert backend.__module__ == "pybtex.backends.plaintext"
     with pytest.raises(AssertionError, match="searched"):  # the false world: an unregistered plugin is searched for
         pybtex.plugin.find_plugin("pybtex.backends", "html")
+
+
+def test_the_web_font_keeps_every_chinese_slice_and_cuts_latin_letters_from_their_ranges():
+    from webfont import font_faces
+
+    css = """
+    @font-face { src: url(./files/noto-sans-sc-119-400-normal.woff2) format('woff2'); unicode-range: U+20-22,U+61-7b,U+200-300,U+3002,U+7684; }
+    @font-face { src: url(./files/noto-sans-sc-3-400-normal.woff2) format('woff2'); unicode-range: U+5377,U+79ef; }
+    @font-face { src: url(./files/noto-sans-sc-7-400-normal.woff2) format('woff2'); unicode-range: U+41-5a; }
+    @font-face { src: url(./files/noto-sans-sc-latin-400-normal.woff2) format('woff2'); unicode-range: U+0000-00FF,U+2000-206F; }
+    """  # noqa: E501 -- fontsource's lines, as its 400.css writes them
+    # the slice of the commonest characters (的 U+7684, 。 U+3002) also holds ASCII: kept, without its Latin letters;
+    # a slice of Latin letters only is dropped; so is the named Latin file, its general punctuation included
+    assert font_faces(css) == [("noto-sans-sc-119-400-normal.woff2", "U+250-300,U+3002,U+7684"),
+                               ("noto-sans-sc-3-400-normal.woff2", "U+5377,U+79ef")]
+
+
+@pytest.mark.parametrize("wrote_pages, exception, copies", [(False, None, 1), (True, None, 0), (False, OSError(), 0)])
+def test_static_files_are_copied_when_a_build_writes_no_page(wrote_pages, exception, copies):
+    """Sphinx 7 copies book/_static only after writing pages; the hook copies it when none was written (an edit to
+    a CSS file or the web font alone), and leaves a build that wrote pages (Sphinx copied) or failed alone."""
+    from types import SimpleNamespace
+
+    from dlbook_sphinx import _static_files_even_without_pages
+    from sphinx.builders.html import StandaloneHTMLBuilder
+
+    builder = object.__new__(StandaloneHTMLBuilder)  # the hook reads two attributes only
+    calls = []
+    builder.copy_html_static_files = calls.append
+    builder.dlbook_wrote_pages = wrote_pages
+    _static_files_even_without_pages(SimpleNamespace(builder=builder), exception)
+    assert len(calls) == copies

@@ -216,8 +216,24 @@ def _plaintext_backend_at_hand() -> None:
     register_plugin("pybtex.backends", "plaintext", find_plugin("pybtex.backends", "plaintext"), force=True)
 
 
+def _static_files_even_without_pages(app, exception) -> None:
+    """Copy ``html_static_path`` (``book/_static``: CSS, scripts, the web font) also when no page was written. Sphinx 7
+    copies it only after writing pages: an edit to ``book/_static`` alone left the built site with the old files."""
+    from sphinx.builders.html import StandaloneHTMLBuilder
+
+    if exception is None and isinstance(app.builder, StandaloneHTMLBuilder) and not app.builder.dlbook_wrote_pages:
+        app.builder.copy_html_static_files({})  # no page context: none of the book's static files is a template
+
+
+def _pages_written(app, builder) -> None:
+    builder.dlbook_wrote_pages = True
+
+
 def setup(app):
     _plaintext_backend_at_hand()
+    app.connect("builder-inited", lambda app: setattr(app.builder, "dlbook_wrote_pages", False))
+    app.connect("write-started", _pages_written)
+    app.connect("build-finished", _static_files_even_without_pages)
     app.add_transform(TranslateTocCaptions)
     app.connect("html-page-context", _language_switch, priority=600)  # after the theme has made its buttons
     app.connect("html-page-context", _frames)

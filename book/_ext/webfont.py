@@ -5,9 +5,10 @@ Chinese chapter a few dozen, on a machine with no CJK font installed.
 
     python book/_ext/webfont.py PACKAGE_DIR OUT_DIR
 
-copies the regular weight's WOFF2 files from the unpacked package into ``OUT_DIR/files`` and writes
+copies the Chinese slices' WOFF2 files (regular weight) from the unpacked package into ``OUT_DIR/files`` and writes
 ``OUT_DIR/noto-sans-sc.css`` with one ``@font-face`` per range, under the family name ``dlbook CJK`` (the name the
-site's font stack uses), leaving out the ranges of Latin text (the theme's fonts draw those).
+site's font stack uses). Latin text is left to the theme's fonts: the named Latin, Cyrillic and Vietnamese files are
+not copied, and the Latin letters of the slice that also holds the commonest Chinese characters are cut from its range.
 """
 
 from __future__ import annotations
@@ -23,22 +24,33 @@ _FILE = re.compile(r"url\(\./files/([\w.-]+\.woff2)\)")
 _RANGE = re.compile(r"unicode-range:\s*([^;]+);")
 
 
-def _covers_ascii(unicode_range: str) -> bool:
-    """Whether a CSS unicode-range covers the letter ``a`` (U+0061), i.e. is a Latin range."""
+_CJK_FILE = re.compile(r"noto-sans-sc-\d+-400-normal\.woff2")  # the numbered slices; the named ones are Latin etc.
+LATIN_END = 0x24F  # Basic Latin to Latin Extended-B: the theme's fonts draw these
+
+
+def _without_latin(unicode_range: str) -> str:
+    """A CSS unicode-range without its code points up to U+024F (a part that straddles the bound is cut there)."""
+    kept = []
     for part in unicode_range.replace(" ", "").split(","):
-        low, _, high = part.removeprefix("U+").partition("-")
-        if "?" not in low and int(low, 16) <= 0x61 <= int(high or low, 16):
-            return True
-    return False
+        low, _, high = part.removeprefix("U+").removeprefix("u+").partition("-")
+        first, last = int(low, 16), int(high or low, 16)
+        if last > LATIN_END:
+            first = max(first, LATIN_END + 1)
+            kept.append(f"U+{first:x}" + (f"-{last:x}" if last > first else ""))
+    return ",".join(kept)
 
 
 def font_faces(css: str) -> list[tuple[str, str]]:
-    """(WOFF2 file name, unicode-range) of every regular-weight face of fontsource's ``400.css`` but the Latin ones."""
+    """(WOFF2 file name, unicode-range) of every numbered, i.e. Chinese, regular-weight face of fontsource's
+    ``400.css``, its range without Latin letters. The slice of the commonest characters (的, 一, ，, 。 ...) also holds
+    ASCII: cut from its range, not left out, or the commonest characters would have no font where none is installed."""
     faces = []
     for body in _FACE.findall(css):
         file, ranges = _FILE.search(body), _RANGE.search(body)
-        if file and ranges and not _covers_ascii(ranges.group(1)):
-            faces.append((file.group(1), ranges.group(1).strip()))
+        if file and ranges and _CJK_FILE.fullmatch(file.group(1)):
+            cjk = _without_latin(ranges.group(1).strip())
+            if cjk:
+                faces.append((file.group(1), cjk))
     return faces
 
 
