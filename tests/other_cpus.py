@@ -65,7 +65,8 @@ def failures(path: Path, env: dict[str, str], seed: int | None) -> tuple[float, 
     nb.cells.insert(0, nbformat.v4.new_code_cell(PROBE))  # cell numbers below count from the chapter's first cell
     start = time.perf_counter()
     try:
-        NotebookClient(nb, timeout=600, allow_errors=True, resources={"metadata": {"path": str(path.parent)}}).execute(
+        NotebookClient(nb, timeout=600, allow_errors=True, shutdown_kernel="immediate",  # as dlbook_execute does
+                       resources={"metadata": {"path": str(path.parent)}}).execute(
             env={**os.environ, "OMP_NUM_THREADS": "1", "DLBOOK_WIDGETS": "static", **env})
     except Exception as err:  # a cell that timed out, a kernel that died: reported, and the other runs go on
         return time.perf_counter() - start, "?", [f"the run stopped: {type(err).__name__}: {str(err)[:200]}"]

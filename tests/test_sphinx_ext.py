@@ -55,3 +55,37 @@ def test_static_files_are_copied_when_a_build_writes_no_page(wrote_pages, except
     builder.dlbook_wrote_pages = wrote_pages
     _static_files_even_without_pages(SimpleNamespace(builder=builder), exception)
     assert len(calls) == copies
+
+
+class _CountedWord(str):
+    """A word that counts how often it is compared for equality: ``in`` on a list compares it with every entry."""
+
+    compared = 0
+
+    def __eq__(self, other):
+        _CountedWord.compared += 1
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+def test_the_chinese_search_index_stems_as_sphinx_does_and_looks_each_word_up_at_once():
+    from dlbook_sphinx import SearchChinese
+    from sphinx.search import zh
+
+    text = ["卷积层 (convolutional layer) 的 padding 和 stride", "The GPT and BERT models", "ReLU 激活函数, MLM"]
+    ours, sphinx = SearchChinese({}), zh.SearchChinese({})
+    sphinx.latin_terms = []  # Sphinx's class keeps the words of every earlier index in a list the class shares
+    for line in text:
+        words = ours.split(line)
+        assert words == sphinx.split(line)
+        assert [ours.stem(w) for w in words] == [sphinx.stem(w) for w in words]  # "MLM" and "GPT" are kept whole
+    for i in range(3000):  # a book's worth of distinct Latin words
+        ours.split(f"word{i}")
+        sphinx.split(f"word{i}")
+    _CountedWord.compared = 0
+    # a Chinese word (most of the index) is never among the Latin words: the whole list was walked for each one
+    assert ours.stem(_CountedWord("卷积")) == sphinx.stem("卷积") == "卷积"
+    assert _CountedWord.compared < 10
+    sphinx.stem(_CountedWord("卷积"))  # the false world: Sphinx's list, walked for every word of every page
+    assert _CountedWord.compared > 3000

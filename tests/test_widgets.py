@@ -323,6 +323,83 @@ def test_a_frame_is_what_savefig_writes_drawn_once_when_savefig_would_add_nothin
     assert len(draws) == (2 if case == "constrained" else 1)
 
 
+def test_a_figure_made_at_the_dpi_it_is_saved_at_is_drawn_by_the_renderer_that_laid_it_out(monkeypatch):
+    from matplotlib.backends.backend_agg import RendererAgg
+
+    def figure():
+        fig, ax = plt.subplots(figsize=(2.4, 1.6), dpi=70)
+        ax.semilogy([1, 2, 3], [1e-3, 1.0, 1e3])
+        ax.set_title(r"$\alpha$ and some text")
+        fig.tight_layout()
+        return fig
+
+    saved = io.BytesIO()
+    fig = figure()
+    fig.savefig(saved, format="png", dpi=70, metadata={"Software": None})
+    plt.close(fig)
+    made = []
+    init = RendererAgg.__init__
+    monkeypatch.setattr(RendererAgg, "__init__", lambda self, *a: made.append(1) or init(self, *a))
+    assert render_png(figure(), dpi=70) == saved.getvalue()
+    assert len(made) == 1  # tight_layout's renderer draws it too: the texts are not measured again by a second one
+
+
+def _math_figure(k):
+    fig, ax = plt.subplots(figsize=(2.4, 1.6))
+    ax.semilogy([1, 2, 3], [1e-3, 10.0**k, 1e3])  # tick labels $10^{-3}$ ... are mathtext
+    ax.set_title(rf"$\beta = {k}$")
+    fig.tight_layout()
+    return fig
+
+
+def test_slider_frames_parse_each_mathtext_string_once(monkeypatch):
+    from matplotlib import _mathtext
+    from matplotlib.backends import backend_agg
+
+    made_by = backend_agg.MathTextParser
+    render_frame(_math_figure, {"k": 0}, 50)
+    parsed = []
+    parse = _mathtext.Parser.parse
+    monkeypatch.setattr(_mathtext.Parser, "parse", lambda self, s, *a: parsed.append(s) or parse(self, s, *a))
+    again = render_frame(_math_figure, {"k": 0}, 50)
+    assert parsed == []  # a new figure, a new renderer, but the same parser: every label was parsed before
+    render_frame(_math_figure, {"k": 1}, 50)
+    assert parsed == [r"$\beta = 1$"]  # only what is new
+    assert backend_agg.MathTextParser is made_by  # figures outside a frame make their own parser, as before
+    monkeypatch.undo()
+    with plt.rc_context({"figure.dpi": 50}):
+        fig = _math_figure(0)
+    saved = io.BytesIO()
+    fig.savefig(saved, format="png", dpi=50, metadata={"Software": None})
+    plt.close(fig)
+    assert again == saved.getvalue()  # the same pixels as a figure parsed afresh
+
+
+def test_a_shared_mathtext_parser_follows_the_mathtext_settings():
+    frames = {}
+    for fontset in ("dejavusans", "cm", "dejavusans"):
+        with plt.rc_context({"mathtext.fontset": "dejavusans", "mathtext.default": "it"}):
+            plt.rcParams["mathtext.fontset"] = fontset
+            frame = render_frame(_math_figure, {"k": 2}, 50)
+        assert frames.setdefault(fontset, frame) == frame
+    assert frames["cm"] != frames["dejavusans"]
+    with plt.rc_context({"mathtext.default": "bf"}):  # read by the parser, not part of its cache's key
+        assert render_frame(_math_figure, {"k": 2}, 50) != frames["dejavusans"]
+
+
+def test_the_mathtext_parser_is_given_back_when_a_frame_fails():
+    from matplotlib.backends import backend_agg
+
+    made_by = backend_agg.MathTextParser
+
+    def broken(k):
+        raise RuntimeError("no figure")
+
+    with pytest.raises(RuntimeError, match="no figure"):
+        render_frame(broken, {"k": 1}, 50)
+    assert backend_agg.MathTextParser is made_by
+
+
 def test_looking_for_animated_artists_makes_no_ticks_on_an_axis_turned_off():
     fig, ax = plt.subplots()
     ax.imshow([[0.0, 1.0]])
