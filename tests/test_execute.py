@@ -24,6 +24,8 @@ from dlbook_execute import (  # noqa: E402
     default_cache_dir,
     dependency_files,
     execute_chapters,
+    load_estimates,
+    save_estimates,
 )
 
 PACKAGE = ROOT / "src" / "dlbook"
@@ -35,7 +37,7 @@ def chapter_runs():
     """Execute every chapter in static-widget mode, as the site build does; the build then reads the same cache."""
     return execute_chapters(CHAPTERS, default_cache_dir(ROOT), package_dir=PACKAGE,
                             requirements=ROOT / "requirements.txt",
-                            data_dir=data_root(), widgets="static")
+                            data_dir=data_root(), widgets="static", estimates=load_estimates(ROOT / "book"))
 
 
 @pytest.mark.slow
@@ -154,6 +156,34 @@ def test_an_edited_module_re_executes_its_chapter_and_only_it(tmp_path):
     assert sorted(Path(r.uri).name for r in records) == ["uses_ngram.ipynb", "uses_padding.ipynb"]  # no stale copy
     bundle = get_cache(str(cache)).get_cache_bundle(next(r.pk for r in records if "ngram" in r.uri))
     assert "uses_ngram ran" in bundle.nb.cells[0].outputs[0]["text"]
+
+
+def _tiny_chapter(path: Path, source: str) -> Path:
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                           "language": "python"}})
+    nb.cells = [nbformat.v4.new_code_cell(source)]
+    nbformat.write(nb, path)
+    return path
+
+
+def test_a_first_build_starts_the_chapters_that_took_longest_when_last_measured(tmp_path):
+    book = tmp_path / "book"
+    (book / "part").mkdir(parents=True)
+    chapters = [_tiny_chapter(book / "part" / f"{name}.ipynb", f"{name!r}") for name in ("a", "b", "c")]
+    estimates = tmp_path / "execution-seconds.json"
+    estimates.write_text('{"part/a.ipynb": 3, "part/b.ipynb": 20, "part/c.ipynb": 7}')
+    started = []
+    runs = execute_chapters(chapters, tmp_path / "cache", package_dir=PACKAGE, requirements=ROOT / "requirements.txt",
+                            data_dir=tmp_path / "data", widgets="static", workers=1,
+                            log=lambda message: started.append(message.removeprefix("executing "))
+                            if message.startswith("executing") else None,
+                            estimates=load_estimates(book, estimates))
+    assert started == ["b.ipynb", "c.ipynb", "a.ipynb"]  # without the estimates: the order given, a b c
+    assert {runs[p].status for p in chapters} == {"executed"}
+    measured = save_estimates(tmp_path / "cache", book, estimates)  # what make bench-build writes after a build
+    assert set(measured) == {"part/a.ipynb", "part/b.ipynb", "part/c.ipynb"}
+    assert load_estimates(book, estimates) == {(book / k).resolve(): v for k, v in measured.items()}
+    assert load_estimates(book, tmp_path / "missing.json") == {}
 
 
 def test_a_failing_chapter_is_reported_with_its_error(tmp_path):

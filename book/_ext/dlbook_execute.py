@@ -5,7 +5,8 @@ import), on the package's data files, on the pinned requirements, on the widget 
 datasets are present. ``chapter_key`` hashes all of these. A chapter is executed when its key differs from the one
 stored with its cached outputs; the outputs go into the jupyter-cache that myst-nb reads in ``cache`` mode, so the
 page is built from them without a second execution. Stale chapters run concurrently, one kernel per core, the
-longest first.
+longest first: by their last run in this cache, else by ``execution-seconds.json`` next to this file (what each
+chapter took in the last ``make bench-build``), so that a first build does not start a long chapter last.
 
 As a Sphinx extension it does this before the build reads any page (``builder-inited``), and it tells Sphinx to re-read
 the pages whose key changed even when their notebook file did not (``env-get-outdated``): an edit to
@@ -18,6 +19,7 @@ import ast
 import copy
 import functools
 import hashlib
+import json
 import os
 import sys
 import time
@@ -109,6 +111,30 @@ class ChapterRun:
     error: str = ""
 
 
+ESTIMATES = Path(__file__).with_name("execution-seconds.json")
+
+
+def load_estimates(book_dir: Path, path: Path = ESTIMATES) -> dict[Path, float]:
+    """Seconds each chapter took when last measured, ``{book_dir / "training/datasets.ipynb": 19.0, ...}``; empty if
+    the file is missing. Only the order of a first build depends on them: they are guesses, not outputs."""
+    if not path.exists():
+        return {}
+    return {(book_dir / name).resolve(): float(seconds)
+            for name, seconds in json.loads(path.read_text(encoding="utf-8")).items()}
+
+
+def save_estimates(cache_dir: Path, book_dir: Path, path: Path = ESTIMATES) -> dict[str, float]:
+    """Write the execution times stored in the cache at ``cache_dir`` for the chapters under ``book_dir`` (whole
+    seconds, by path relative to ``book_dir``) to ``path``, and return them."""
+    seconds = {}
+    for record in get_cache(str(cache_dir)).list_cache_records():
+        chapter = Path(record.uri)
+        if chapter.is_relative_to(book_dir) and (record.data or {}).get("execution_seconds"):
+            seconds[chapter.relative_to(book_dir).as_posix()] = round(record.data["execution_seconds"])
+    path.write_text(json.dumps(dict(sorted(seconds.items())), indent=1) + "\n", encoding="utf-8")
+    return seconds
+
+
 def _execute(path: Path, timeout: int, widgets: str, threads: int) -> tuple[nbformat.NotebookNode, float]:
     from nbclient import NotebookClient
 
@@ -131,10 +157,12 @@ def _execute(path: Path, timeout: int, widgets: str, threads: int) -> tuple[nbfo
 
 def execute_chapters(paths: list[Path], cache_dir: Path, *, package_dir: Path, requirements: Path, data_dir: Path,
                      widgets: str, timeout: int = 300, workers: int | None = None,
-                     log=print, execute: bool = True) -> dict[Path, ChapterRun]:
+                     log=print, execute: bool = True,
+                     estimates: dict[Path, float] | None = None) -> dict[Path, ChapterRun]:
     """Execute the chapters whose key changed, with ``DLBOOK_WIDGETS=widgets``, ``workers`` at a time (default: one per
     core), longest first, and store their outputs in the jupyter-cache at ``cache_dir``. Returns what happened to each
     chapter. With ``execute=False`` nothing runs: the chapters that would have run come back with status "stale".
+    "Longest" is a chapter's last run in this cache, else its ``estimates`` entry (seconds, by resolved path).
 
     Two builds that share the cache (two terminals, the test workers) take turns to execute: the second waits, then
     finds the first one's outputs instead of executing the same chapters again. (Only execution is locked: a build
@@ -143,11 +171,11 @@ def execute_chapters(paths: list[Path], cache_dir: Path, *, package_dir: Path, r
     with FileLock(str(Path(cache_dir) / "dlbook-execute.lock")):
         return _execute_chapters(paths, cache_dir, package_dir=package_dir, requirements=requirements,
                                  data_dir=data_dir, widgets=widgets, timeout=timeout, workers=workers, log=log,
-                                 execute=execute)
+                                 execute=execute, estimates=estimates or {})
 
 
 def _execute_chapters(paths, cache_dir, *, package_dir, requirements, data_dir, widgets, timeout, workers, log,
-                      execute) -> dict[Path, ChapterRun]:
+                      execute, estimates) -> dict[Path, ChapterRun]:
     cache = get_cache(str(cache_dir))
     records = cache.list_cache_records()
     todo, runs = [], {}
@@ -160,7 +188,8 @@ def _execute_chapters(paths, cache_dir, *, package_dir, requirements, data_dir, 
             runs[path] = ChapterRun(path, "cached", (cached.data or {}).get("execution_seconds", 0.0))
             continue
         previous = [r for r in records if r.uri == str(path)]
-        guess = max([(r.data or {}).get("execution_seconds", 0.0) for r in previous] + [0.0])
+        guess = max([(r.data or {}).get("execution_seconds", 0.0) for r in previous]
+                    + [estimates.get(Path(path).resolve(), 0.0)])
         todo.append((guess, path))
     if not execute:
         return runs | {path: ChapterRun(path, "stale") for _, path in todo}
@@ -245,7 +274,7 @@ def _execute_stale(app) -> None:
                             requirements=srcdir / "requirements.txt", data_dir=data_dir,
                             widgets=os.environ.get("DLBOOK_WIDGETS", "live"),
                             timeout=app.config.nb_execution_timeout, log=logger.info,
-                            execute=app.config.dlbook_execute)
+                            execute=app.config.dlbook_execute, estimates=load_estimates(srcdir / "book"))
     stale = [r for r in runs.values() if r.status == "stale"]
     if stale:  # a build that must not execute (the Chinese edition reads the English edition's outputs)
         raise ExtensionError("these chapters have no up-to-date outputs; build the English edition first: "

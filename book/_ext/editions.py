@@ -104,13 +104,14 @@ def execute_stale() -> None:
     import yaml
 
     sys.path.insert(0, str(ROOT / "book" / "_ext"))
-    from dlbook_execute import _package_and_data, default_cache_dir, execute_chapters
+    from dlbook_execute import _package_and_data, default_cache_dir, execute_chapters, load_estimates
 
     package_dir, data_dir = _package_and_data()
     timeout = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["execute"]["timeout"]
     runs = execute_chapters(toc_notebooks(), default_cache_dir(ROOT), package_dir=package_dir,
                             requirements=ROOT / "requirements.txt", data_dir=data_dir,
-                            widgets=os.environ.get("DLBOOK_WIDGETS", "live"), timeout=timeout)
+                            widgets=os.environ.get("DLBOOK_WIDGETS", "live"), timeout=timeout,
+                            estimates=load_estimates(ROOT / "book"))
     failed = [r for r in runs.values() if r.status == "failed"]
     if failed:
         raise SystemExit("chapters failed to execute:\n" + "\n\n".join(
