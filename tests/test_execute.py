@@ -166,24 +166,44 @@ def _tiny_chapter(path: Path, source: str) -> Path:
     return path
 
 
-def test_a_first_build_starts_the_chapters_that_took_longest_when_last_measured(tmp_path):
-    book = tmp_path / "book"
-    (book / "part").mkdir(parents=True)
-    chapters = [_tiny_chapter(book / "part" / f"{name}.ipynb", f"{name!r}") for name in ("a", "b", "c")]
-    estimates = tmp_path / "execution-seconds.json"
-    estimates.write_text('{"part/a.ipynb": 3, "part/b.ipynb": 20, "part/c.ipynb": 7}')
+def _started(chapters, cache, estimates) -> list[str]:
+    """The order in which ``execute_chapters`` starts ``chapters`` one at a time (only stale chapters start)."""
     started = []
-    runs = execute_chapters(chapters, tmp_path / "cache", package_dir=PACKAGE, requirements=ROOT / "requirements.txt",
-                            data_dir=tmp_path / "data", widgets="static", workers=1,
-                            log=lambda message: started.append(message.removeprefix("executing "))
-                            if message.startswith("executing") else None,
-                            estimates=load_estimates(book, estimates))
-    assert started == ["b.ipynb", "c.ipynb", "a.ipynb"]  # without the estimates: the order given, a b c
-    assert {runs[p].status for p in chapters} == {"executed"}
+    execute_chapters(chapters, cache, package_dir=PACKAGE, requirements=ROOT / "requirements.txt",
+                     data_dir=cache.parent / "data", widgets="static", workers=1, estimates=estimates,
+                     log=lambda message: message.startswith("executing ") and started.append(message.split()[1]))
+    return started
+
+
+def test_a_first_build_starts_the_chapters_that_took_longest_when_last_measured(tmp_path):
+    (tmp_path / "real" / "part").mkdir(parents=True)
+    (tmp_path / "book").symlink_to(tmp_path / "real")  # the cache stores resolved paths; the book is found by a link
+    book = tmp_path / "book"
+    chapters = [_tiny_chapter(book / "part" / f"{name}.ipynb", ("import time; time.sleep(1.5); " if name == "a"
+                                                                 else "") + repr(name))
+                for name in ("a", "b", "c", "new")]
+    estimates = tmp_path / "execution-seconds.json"
+    estimates.write_text('{"part/a.ipynb": 3, "part/b.ipynb": 20, "part/c.ipynb": 7, "part/gone.ipynb": 9}')
+    # without estimates: the order given, a b c new; an unmeasured chapter counts as a typical one (median 8 s)
+    assert _started(chapters, tmp_path / "cache", load_estimates(book, estimates)) == [
+        "b.ipynb", "new.ipynb", "c.ipynb", "a.ipynb"]
     measured = save_estimates(tmp_path / "cache", book, estimates)  # what make bench-build writes after a build
-    assert set(measured) == {"part/a.ipynb", "part/b.ipynb", "part/c.ipynb"}
-    assert load_estimates(book, estimates) == {(book / k).resolve(): v for k, v in measured.items()}
-    assert load_estimates(book, tmp_path / "missing.json") == {}
+    assert set(measured) == {"part/a.ipynb", "part/b.ipynb", "part/c.ipynb", "part/new.ipynb"}
+    assert set(load_estimates(book, estimates)) == {(book / name).resolve() for name in [*measured, "part/gone.ipynb"]}
+    # once run here, a chapter's own last run decides: "a" slept, and starts first whatever the estimates say
+    for chapter in chapters:
+        chapter.write_text(chapter.read_text().replace("'", '\\"'))  # new code: every chapter is stale again
+    estimates.write_text('{"part/b.ipynb": 1000}')
+    assert _started(chapters, tmp_path / "cache", load_estimates(book, estimates))[0] == "a.ipynb"
+
+
+def test_estimates_that_cannot_be_read_are_no_estimates(tmp_path):
+    for text in ("not json", '["a list"]', '{"part/a.ipynb": "slow"}'):
+        (tmp_path / "e.json").write_text(text)
+        assert load_estimates(tmp_path, tmp_path / "e.json") == {}
+    assert load_estimates(tmp_path, tmp_path / "missing.json") == {}
+    with pytest.raises(ValueError, match="no chapter"):  # an empty cache must not wipe the estimates
+        save_estimates(tmp_path / "empty-cache", tmp_path, tmp_path / "e.json")
 
 
 def test_a_failing_chapter_is_reported_with_its_error(tmp_path):

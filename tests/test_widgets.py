@@ -375,16 +375,41 @@ def test_slider_frames_parse_each_mathtext_string_once(monkeypatch):
     assert again == saved.getvalue()  # the same pixels as a figure parsed afresh
 
 
-def test_a_shared_mathtext_parser_follows_the_mathtext_settings():
-    frames = {}
-    for fontset in ("dejavusans", "cm", "dejavusans"):
-        with plt.rc_context({"mathtext.fontset": "dejavusans", "mathtext.default": "it"}):
-            plt.rcParams["mathtext.fontset"] = fontset
-            frame = render_frame(_math_figure, {"k": 2}, 50)
-        assert frames.setdefault(fontset, frame) == frame
-    assert frames["cm"] != frames["dejavusans"]
-    with plt.rc_context({"mathtext.default": "bf"}):  # read by the parser, not part of its cache's key
-        assert render_frame(_math_figure, {"k": 2}, 50) != frames["dejavusans"]
+def _saved_afresh(render, values, dpi) -> bytes:
+    """What savefig writes for ``render(**values)`` made at ``dpi`` outside a frame: parsed by a parser of its own."""
+    with plt.rc_context({"figure.dpi": dpi}):
+        fig = render(**values)
+    saved = io.BytesIO()
+    fig.savefig(saved, format="png", dpi=dpi, metadata={"Software": None})
+    plt.close(fig)
+    return saved.getvalue()
+
+
+@pytest.mark.parametrize("setting", [{"font.sans-serif": ["DejaVu Serif"]},  # the font \mathdefault labels use
+                                     {"mathtext.default": "bf"}])  # read by the parser, in no font property
+def test_a_shared_mathtext_parse_is_one_a_fresh_parser_would_make_under_the_settings_in_force(setting):
+    with plt.rc_context({"mathtext.fontset": "dejavusans", "font.family": "sans-serif"}):
+        before = render_frame(_math_figure, {"k": 2}, 50)
+        with plt.rc_context(setting):
+            after = render_frame(_math_figure, {"k": 2}, 50)  # the same strings, parsed before under other settings
+            assert after == _saved_afresh(_math_figure, {"k": 2}, 50)
+        assert after != before  # the setting shows: a parse kept from the first frame would have hidden it
+
+
+def test_a_frame_rendered_on_another_thread_leaves_the_parsers_alone():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from matplotlib.backends import backend_agg
+
+    made_by = backend_agg.MathTextParser
+
+    def render_off_the_main_thread(k):
+        assert backend_agg.MathTextParser is made_by  # no swap: another thread may be drawing meanwhile
+        return _math_figure(k)
+
+    with ThreadPoolExecutor(1) as pool:
+        frame = pool.submit(render_frame, render_off_the_main_thread, {"k": 1}, 50).result()
+    assert frame == _saved_afresh(_math_figure, {"k": 1}, 50)
 
 
 def test_the_mathtext_parser_is_given_back_when_a_frame_fails():

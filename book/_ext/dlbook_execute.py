@@ -6,7 +6,8 @@ datasets are present. ``chapter_key`` hashes all of these. A chapter is executed
 stored with its cached outputs; the outputs go into the jupyter-cache that myst-nb reads in ``cache`` mode, so the
 page is built from them without a second execution. Stale chapters run concurrently, one kernel per core, the
 longest first: by their last run in this cache, else by ``execution-seconds.json`` next to this file (what each
-chapter took in the last ``make bench-build``), so that a first build does not start a long chapter last.
+chapter took in the last ``make bench-build``; a chapter not in it counts as a typical one), so that a first build does
+not start a long chapter last.
 
 As a Sphinx extension it does this before the build reads any page (``builder-inited``), and it tells Sphinx to re-read
 the pages whose key changed even when their notebook file did not (``env-get-outdated``): an edit to
@@ -21,6 +22,7 @@ import functools
 import hashlib
 import json
 import os
+import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -115,24 +117,31 @@ ESTIMATES = Path(__file__).with_name("execution-seconds.json")
 
 
 def load_estimates(book_dir: Path, path: Path = ESTIMATES) -> dict[Path, float]:
-    """Seconds each chapter took when last measured, ``{book_dir / "training/datasets.ipynb": 19.0, ...}``; empty if
-    the file is missing. Only the order of a first build depends on them: they are guesses, not outputs."""
-    if not path.exists():
+    """Seconds each chapter took when last measured, ``{book_dir / "training/datasets.ipynb": 19.0, ...}`` (resolved
+    paths); empty if the file is missing or unreadable. They only order a chapter that this cache has never run."""
+    try:
+        seconds = json.loads(path.read_text(encoding="utf-8"))
+        return {(book_dir / name).resolve(): float(value) for name, value in seconds.items()}
+    except (OSError, ValueError, TypeError, AttributeError):  # a guess that cannot be read is no guess
         return {}
-    return {(book_dir / name).resolve(): float(seconds)
-            for name, seconds in json.loads(path.read_text(encoding="utf-8")).items()}
 
 
 def save_estimates(cache_dir: Path, book_dir: Path, path: Path = ESTIMATES) -> dict[str, float]:
-    """Write the execution times stored in the cache at ``cache_dir`` for the chapters under ``book_dir`` (whole
-    seconds, by path relative to ``book_dir``) to ``path``, and return them."""
-    seconds = {}
+    """Add the execution times stored in the cache at ``cache_dir`` for the chapters under ``book_dir`` (whole
+    seconds, by path relative to ``book_dir``) to the estimates in ``path``; return what was measured. A cache with
+    no chapter of ``book_dir`` in it is refused: it would say nothing."""
+    book_dir = Path(book_dir).resolve()
+    measured = {}
     for record in get_cache(str(cache_dir)).list_cache_records():
-        chapter = Path(record.uri)
+        chapter = Path(record.uri).resolve()
         if chapter.is_relative_to(book_dir) and (record.data or {}).get("execution_seconds"):
-            seconds[chapter.relative_to(book_dir).as_posix()] = round(record.data["execution_seconds"])
-    path.write_text(json.dumps(dict(sorted(seconds.items())), indent=1) + "\n", encoding="utf-8")
-    return seconds
+            measured[chapter.relative_to(book_dir).as_posix()] = round(record.data["execution_seconds"])
+    if not measured:
+        raise ValueError(f"no chapter under {book_dir} has an execution time in the cache at {cache_dir}")
+    known = {name.relative_to(book_dir).as_posix(): s for name, s in load_estimates(book_dir, path).items()
+             if name.is_relative_to(book_dir)}
+    path.write_text(json.dumps(dict(sorted((known | measured).items())), indent=1) + "\n", encoding="utf-8")
+    return measured
 
 
 def _execute(path: Path, timeout: int, widgets: str, threads: int) -> tuple[nbformat.NotebookNode, float]:
@@ -141,8 +150,9 @@ def _execute(path: Path, timeout: int, widgets: str, threads: int) -> tuple[nbfo
     source = nbformat.read(path, as_version=4)
     nb = copy.deepcopy(source)
     start = time.perf_counter()
-    # "immediate": once the last cell's outputs are in, the kernel (and any process it started) is killed. A graceful
-    # shutdown lets the interpreter tear torch down first: 2-3 s a chapter here, during which the next chapter waits.
+    # "immediate": once the last cell's outputs are in, the kernel's process group is killed (nbclient has waited for
+    # every cell's reply and for the kernel to go idle). A graceful shutdown lets the interpreter tear torch down
+    # first: 2-3 s a chapter here, during which the next chapter waits.
     NotebookClient(nb, timeout=timeout, allow_errors=False, record_timing=False, shutdown_kernel="immediate",
                    resources={"metadata": {"path": str(path.parent)}}).execute(
                        # kernels side by side share the cores: one kernel's torch should not take them all
@@ -179,6 +189,7 @@ def _execute_chapters(paths, cache_dir, *, package_dir, requirements, data_dir, 
     cache = get_cache(str(cache_dir))
     records = cache.list_cache_records()
     todo, runs = [], {}
+    typical = statistics.median(estimates.values()) if estimates else 0.0
     for path in paths:
         nb = nbformat.read(path, as_version=4)
         code_hash = cache.create_hashed_notebook(nb)[1]
@@ -187,9 +198,9 @@ def _execute_chapters(paths, cache_dir, *, package_dir, requirements, data_dir, 
         if cached is not None and (cached.data or {}).get("dlbook_key") == key:
             runs[path] = ChapterRun(path, "cached", (cached.data or {}).get("execution_seconds", 0.0))
             continue
-        previous = [r for r in records if r.uri == str(path)]
-        guess = max([(r.data or {}).get("execution_seconds", 0.0) for r in previous]
-                    + [estimates.get(Path(path).resolve(), 0.0)])
+        previous = [(r.data or {}).get("execution_seconds", 0.0) for r in records if r.uri == str(path)]
+        # its last run here; else what it took when measured; else a typical chapter's time, not the shortest
+        guess = max(previous) if previous else estimates.get(Path(path).resolve(), typical)
         todo.append((guess, path))
     if not execute:
         return runs | {path: ChapterRun(path, "stale") for _, path in todo}

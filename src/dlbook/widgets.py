@@ -33,6 +33,7 @@ import json
 import math
 import os
 import secrets
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -174,7 +175,7 @@ def render_frame(render: Callable[..., Any], values: Mapping[str, Any], dpi: int
     Made at the dpi it is saved at, a figure is laid out (``tight_layout``) and drawn by one renderer, which keeps the
     sizes of the texts it measured: saving it at another dpi would measure every text again (2-12 % of a frame's time
     on the benchmark figures here). Its mathtext (``$10^{-4}$`` tick labels, ``$\\beta$`` in titles) is parsed once
-    for all frames, not once per frame (:func:`_mathtext_parsed_once`).
+    for the frames of a slider, not once per frame (:func:`_mathtext_parsed_once`).
     """
     import matplotlib as mpl
 
@@ -184,30 +185,50 @@ def render_frame(render: Callable[..., Any], values: Mapping[str, Any], dpi: int
         return render_png(figure, dpi=dpi, image_format=image_format)
 
 
-# One mathtext parser per output kind and mathtext style, kept from frame to frame: see _mathtext_parsed_once.
-_MATHTEXT_PARSERS: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
+# Deliberately remembered for the life of the process, as matplotlib remembers its fonts: one mathtext parser for each
+# combination of the settings a parse reads, so that the frames of every slider share their parses (a few per book).
+_MATHTEXT_PARSERS: dict[tuple[str, tuple[str, ...]], Any] = {}
+# What parsing mathtext reads besides its arguments: the math fonts (mathtext.*), the text font the fonts are found
+# from (font.*: the family lists, the last-resort font) and the text settings (text.kerning_factor, text.antialiased).
+_MATHTEXT_SETTINGS = ("mathtext.", "font.", "text.")
+
+
+class _SharedMathtextParser:
+    """What a renderer calls ``parse`` on: the parser of the settings in force *when it parses*, shared by renderers."""
+
+    def __init__(self, output: str) -> None:
+        self.output = output
+
+    def parse(self, s: str, dpi: float = 72, prop: Any = None, *, antialiased: bool | None = None) -> Any:
+        import matplotlib as mpl
+        from matplotlib.mathtext import MathTextParser
+
+        key = (self.output, tuple(f"{name}={mpl.rcParams[name]!r}" for name in sorted(mpl.rcParams)
+                                  if name.startswith(_MATHTEXT_SETTINGS)))
+        if key not in _MATHTEXT_PARSERS:
+            _MATHTEXT_PARSERS[key] = MathTextParser(self.output)
+        return _MATHTEXT_PARSERS[key].parse(s, dpi, prop, antialiased=antialiased)
 
 
 @contextlib.contextmanager
 def _mathtext_parsed_once() -> Any:
-    """Within the block, every new Agg renderer gets the same mathtext parser (one per mathtext style).
+    """Within the block, the Agg renderers made on this (the main) thread share their mathtext parsers.
 
-    matplotlib caches parsed mathtext by parser, and each renderer makes its own parser; a slider frame is a new
-    figure, so a new renderer, and parsed every label of its kind again: ~10 ms each, a third of a frame of the
-    log-scale gradient figure. The parser's cache keys on the text, the font properties (the math font family among
-    them), the dpi and the hinting; the ``mathtext.*`` settings it reads but does not key on choose the parser here.
-    The same parse gives the same pixels: the frames' bytes do not change.
+    matplotlib caches parsed mathtext by parser (one cache of 50 entries, keyed on the parser, the text, the font
+    properties, the dpi and the antialiasing), and every renderer makes its own parser; a slider frame is a new figure,
+    so a new renderer, and parsed each of its labels again: ~10 ms each, a third of a frame of the log-scale gradient
+    figure. Here the parser is chosen by the settings a parse reads (:data:`_MATHTEXT_SETTINGS`), so a shared parse is
+    one a fresh parser would make: the frames' bytes do not change. Parses are shared while fewer than about 50
+    strings take turns. The swap is of a module attribute, so it is made on the main thread only (where the kernel
+    renders); another thread renders as before.
     """
-    import matplotlib as mpl
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     from matplotlib.backends import backend_agg
-    from matplotlib.mathtext import MathTextParser
-
-    def shared_parser(output: str) -> MathTextParser:
-        style = tuple((key, repr(mpl.rcParams[key])) for key in sorted(mpl.rcParams) if key.startswith("mathtext."))
-        return _MATHTEXT_PARSERS.setdefault((output, style), MathTextParser(output))
 
     made_by = backend_agg.MathTextParser  # the name RendererAgg.__init__ makes its parser with
-    backend_agg.MathTextParser = shared_parser
+    backend_agg.MathTextParser = _SharedMathtextParser
     try:
         yield
     finally:
