@@ -245,7 +245,8 @@ class SearchChinese(sphinx_zh.SearchChinese):
 
     Sphinx 7.4's ``split`` appends every Latin word it finds to a list shared by the class, and ``stem`` asks whether
     a word is in that list; ``in`` walks a list, and most words of the index (the Chinese ones) are never in it, so
-    indexing the book walked a list of ~100,000 words for each of ~35,000 words. A set answers at once; Sphinx's own
+    each of the ~35,000 words stemmed for the book walked a list that grew with every Latin word split so far (with
+    repeats). A set answers at once; Sphinx's own
     ``split`` and ``stem`` are kept. The index is the same as Sphinx's for the first Chinese build of a process (with
     Sphinx's class, a second build in the same process also finds the first one's words in the list).
     """
