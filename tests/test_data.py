@@ -16,6 +16,8 @@ import os
 import pickle
 import socket
 import struct
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -406,6 +408,38 @@ def test_fallback_without_download_is_announced_and_creates_nothing(tmp_path, ca
     assert f"not found in {root}; download=False" in caplog.text, "the reason is logged"
     assert ds.name == name
     assert not root.exists()
+
+
+@pytest.mark.parametrize("cls_name", ["MNIST", "CIFAR10", "CIFAR100"])
+def test_torchvision_finds_nothing_without_the_dataset_folder(tmp_path, cls_name):
+    """What the loaders skip asking: without its folder and without a download, torchvision says "not found"."""
+    (tmp_path / "other-files").mkdir()
+    with pytest.raises(RuntimeError, match="Dataset not found"):
+        getattr(torchvision.datasets, cls_name)(str(tmp_path), train=True, download=False)
+
+
+@pytest.mark.parametrize("loader, cls_name", [(load_mnist, "MNIST"), (load_cifar10, "CIFAR10"),
+                                              (load_cifar100, "CIFAR100")])
+def test_no_folder_and_no_download_asks_torchvision_nothing(tmp_path, monkeypatch, loader, cls_name):
+    def asked(*args, **kwargs):
+        raise AssertionError("torchvision was asked for a dataset whose folder is not there")
+
+    monkeypatch.setattr(torchvision.datasets, cls_name, asked)
+    with pytest.warns(UserWarning, match="is not available"):
+        assert loader(root=tmp_path, download=False).fallback
+    with pytest.raises(AssertionError, match="was asked"):  # with download=True it is asked
+        loader(root=tmp_path, download=True)
+
+
+def test_loading_without_data_or_download_does_not_import_torchvision(tmp_path):
+    """Importing torchvision takes seconds (it imports torch._dynamo): a chapter that finds no MNIST should not pay."""
+    code = ("import sys, warnings; warnings.simplefilter('ignore'); "
+            "from dlbook.data import load_mnist, load_cifar10; "
+            f"load_mnist(root={str(tmp_path)!r}, download=False); "
+            f"load_cifar10(root={str(tmp_path)!r}, download=False); "
+            "print('torchvision' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "False", run.stderr
 
 
 @pytest.mark.parametrize("loader, name", [(load_mnist, "MNIST"), (load_cifar10, "CIFAR-10"),

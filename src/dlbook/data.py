@@ -35,6 +35,7 @@ validation split carved from the training set by :func:`seeded_split`.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import importlib.util
 import json
@@ -278,9 +279,23 @@ def _download_into(root: Path, folder: str, make: Callable[[str], object]) -> No
                     break
 
 
+def _torchvision_dataset(cls_name: str, train: bool, root: str, download: bool) -> object:
+    """``torchvision.datasets.<cls_name>(root, train=train, download=download)``; torchvision is imported only here."""
+    import torchvision.datasets
+
+    return getattr(torchvision.datasets, cls_name)(root, train=train, download=download)
+
+
 def _torchvision_or_none(root: Path, download: bool, folder: str,
                          make: Callable[[str, bool], object]) -> tuple[object | None, str | None]:
-    """The torchvision dataset from the cache, downloading it if allowed; ``(None, reason)`` if impossible."""
+    """The torchvision dataset from the cache, downloading it if allowed; ``(None, reason)`` if impossible.
+
+    torchvision keeps every file of a dataset under ``root/folder``. Without that folder and without a download it
+    can only say "Dataset not found", so it is not asked (importing torchvision takes 1-2 s: it imports
+    ``torch._dynamo``), and only ``make`` imports it.
+    """
+    if not download and not (root / folder).exists():
+        return None, f"not found in {root}; download=False"
     try:
         return make(str(root), False), None
     except RuntimeError:  # torchvision raises RuntimeError("Dataset not found ...")
@@ -304,12 +319,10 @@ def load_mnist(train: bool = True, root: str | os.PathLike | None = None, downlo
 
     Cases 2 and 3 issue a ``UserWarning`` whose message is one sentence naming the data used.
     """
-    from torchvision.datasets import MNIST
-
     flag(train, "train")
     flag(download, "download")
     where = data_root(root)
-    ds, reason = _torchvision_or_none(where, download, "MNIST", lambda r, d: MNIST(r, train=train, download=d))
+    ds, reason = _torchvision_or_none(where, download, "MNIST", functools.partial(_torchvision_dataset, "MNIST", train))
     if ds is not None:
         images = ds.data.unsqueeze(1).contiguous()  # (N, 28, 28) -> (N, 1, 28, 28) uint8
         split = "training" if train else "test"
@@ -422,12 +435,10 @@ def digits_as_mnist(train: bool = True) -> ImageData:
 
 
 def _load_cifar(name: str, cls_name: str, folder: str, train: bool, root, download: bool) -> ImageData:
-    import torchvision.datasets as tvd
-
     flag(train, "train")
     flag(download, "download")
-    cls = getattr(tvd, cls_name)
-    ds, reason = _torchvision_or_none(data_root(root), download, folder, lambda r, d: cls(r, train=train, download=d))
+    ds, reason = _torchvision_or_none(data_root(root), download, folder,
+                                      functools.partial(_torchvision_dataset, cls_name, train))
     if ds is not None:
         images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 32, 32, 3) -> (N, 3, 32, 32)
         split = "training" if train else "test"
