@@ -89,3 +89,59 @@ def test_the_chinese_search_index_stems_as_sphinx_does_and_looks_each_word_up_at
     assert _CountedWord.compared < 10
     sphinx.stem(_CountedWord("卷积"))  # the false world: Sphinx's list, walked for every word of every page
     assert _CountedWord.compared > 3000
+
+
+PAGE = """# Title
+
+The first paragraph, with `code` and $x^2$.
+
+A second paragraph with a [link](https://example.org) and *emphasis*.
+
+| a | b |
+|---|---|
+| one cell | another cell |
+"""
+
+MESSAGES = {"Title": "标题", "The first paragraph, with `code` and $x^2$.": "第一段，有 `code` 和 $x^2$。",
+            "A second paragraph with a [link](https://example.org) and *emphasis*.":
+                "第二段，有一个[链接](https://example.org)和*强调*。",
+            "one cell": "一个单元格", "another cell": "另一个单元格"}
+
+
+def _build_chinese_page(src: Path, out: Path) -> str:
+    from sphinx.application import Sphinx
+
+    (src / "locales" / "zh_CN" / "LC_MESSAGES").mkdir(parents=True, exist_ok=True)
+    (src / "conf.py").write_text("extensions = ['myst_nb', 'dlbook_sphinx']\nnb_execution_mode = 'off'\n"
+                                 "myst_enable_extensions = ['dollarmath']\nlocale_dirs = ['locales']\n"
+                                 "gettext_compact = False\n", encoding="utf-8")
+    (src / "index.md").write_text(PAGE, encoding="utf-8")
+    po = "".join(f'msgid "{en}"\nmsgstr "{zh}"\n\n' for en, zh in MESSAGES.items())
+    (src / "locales" / "zh_CN" / "LC_MESSAGES" / "index.po").write_text(
+        'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n\n' + po, encoding="utf-8")
+    app = Sphinx(str(src), str(src), str(out / "html"), str(out / "doctrees"), "html",
+                 confoverrides={"language": "zh_CN"}, status=None, warning=None, freshenv=True)
+    app.build()
+    assert not app.statuscode
+    return (out / "html" / "index.html").read_text(encoding="utf-8")
+
+
+def test_translated_messages_are_parsed_as_myst_parses_them_with_one_markdown_parser(tmp_path, monkeypatch):
+    """The Chinese edition's page is the same as with myst-nb's own parser, whose Markdown parser is made once for
+    all the page's messages instead of once per message."""
+    import dlbook_sphinx
+    import myst_nb.sphinx_
+    from myst_parser.parsers import sphinx_ as myst_sphinx
+
+    made = []
+    create = myst_sphinx.create_md_parser
+    monkeypatch.setattr(myst_sphinx, "create_md_parser", lambda *args: made.append(args) or create(*args))
+    ours = _build_chinese_page(tmp_path / "src", tmp_path / "ours")
+    ours_made = len(made)
+    made.clear()
+    monkeypatch.setattr(dlbook_sphinx.NotebookParser, "parse", myst_nb.sphinx_.Parser.parse)  # myst-nb's alone
+    theirs = _build_chinese_page(tmp_path / "src", tmp_path / "theirs")
+    # one parser for the page itself, then one for every message, or one for all of them
+    assert len(made) >= 1 + len(MESSAGES) and ours_made == 2
+    assert "第二段，有一个" in ours and "<em>强调</em>" in ours and r"\(x^2\)" in ours  # translated, MyST-parsed
+    assert ours == theirs
