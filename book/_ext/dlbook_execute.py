@@ -17,6 +17,7 @@ the pages whose key changed even when their notebook file did not (``env-get-out
 from __future__ import annotations
 
 import ast
+import contextlib
 import copy
 import functools
 import hashlib
@@ -144,7 +145,8 @@ def save_estimates(cache_dir: Path, book_dir: Path, path: Path = ESTIMATES) -> d
     return measured
 
 
-def _execute(path: Path, timeout: int, widgets: str, threads: int) -> tuple[nbformat.NotebookNode, float]:
+def _execute(path: Path, timeout: int, widgets: str, threads: int,
+             kernel_manager_class: type | None = None) -> tuple[nbformat.NotebookNode, float]:
     from nbclient import NotebookClient
 
     source = nbformat.read(path, as_version=4)
@@ -153,8 +155,9 @@ def _execute(path: Path, timeout: int, widgets: str, threads: int) -> tuple[nbfo
     # "immediate": once the last cell's outputs are in, the kernel's process group is killed (nbclient has waited for
     # every cell's reply and for the kernel to go idle). A graceful shutdown lets the interpreter tear torch down
     # first: 2-3 s a chapter here, during which the next chapter waits.
+    kernels = {"kernel_manager_class": kernel_manager_class} if kernel_manager_class else {}
     NotebookClient(nb, timeout=timeout, allow_errors=False, record_timing=False, shutdown_kernel="immediate",
-                   resources={"metadata": {"path": str(path.parent)}}).execute(
+                   resources={"metadata": {"path": str(path.parent)}}, **kernels).execute(
                        # kernels side by side share the cores: one kernel's torch should not take them all
                        env={"OMP_NUM_THREADS": str(threads), **os.environ, "DLBOOK_WIDGETS": widgets})
     seconds = time.perf_counter() - start
@@ -211,12 +214,13 @@ def _execute_chapters(paths, cache_dir, *, package_dir, requirements, data_dir, 
     def run(path: Path) -> tuple[ChapterRun, nbformat.NotebookNode | None]:
         log(f"executing {path.name}")
         try:
-            nb, seconds = _execute(path, timeout, widgets, threads=max(1, cores // workers))
+            nb, seconds = _execute(path, timeout, widgets, threads=max(1, cores // workers),
+                                   kernel_manager_class=forks and forks.kernel_manager_class)
         except Exception as exc:  # noqa: BLE001 - a failing cell is reported, and fails the build
             return ChapterRun(path, "failed", error=f"{type(exc).__name__}: {exc}"), None
         return ChapterRun(path, "executed", seconds), nb
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with _kernel_forks() as forks, ThreadPoolExecutor(max_workers=workers) as pool:
         for future in as_completed([pool.submit(run, path) for _, path in todo]):
             chapter, nb = future.result()
             runs[chapter.path] = chapter
@@ -235,6 +239,19 @@ def _execute_chapters(paths, cache_dir, *, package_dir, requirements, data_dir, 
                 check_validity=False, overwrite=True)
             log(f"executed {chapter.path.name} in {chapter.seconds:.1f} s")
     return runs
+
+
+def _kernel_forks():
+    """Kernels forked from a server that has imported torch and ipykernel (``dlbook_kernels``), on Linux. Elsewhere
+    (forking a process that has loaded such libraries is not safe on macOS) nothing: each kernel starts afresh."""
+    if not sys.platform.startswith("linux"):
+        return contextlib.nullcontext()
+    here = str(Path(__file__).parent)
+    if here not in sys.path:  # as a Sphinx extension this folder is on the path; imported from elsewhere, not always
+        sys.path.insert(0, here)
+    from dlbook_kernels import KernelForks
+
+    return KernelForks()
 
 
 # --------------------------------------------------------------------------------------------------------------------
