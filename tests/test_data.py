@@ -434,9 +434,10 @@ def test_no_folder_and_no_download_asks_torchvision_nothing(tmp_path, monkeypatc
 def test_loading_without_data_or_download_does_not_import_torchvision(tmp_path):
     """Importing torchvision takes seconds (it imports torch._dynamo): a chapter that finds no MNIST should not pay."""
     code = ("import sys, warnings; warnings.simplefilter('ignore'); "
-            "from dlbook.data import load_mnist, load_cifar10; "
+            "from dlbook.data import load_mnist, load_cifar10, load_cifar100; "
             f"load_mnist(root={str(tmp_path)!r}, download=False); "
             f"load_cifar10(root={str(tmp_path)!r}, download=False); "
+            f"load_cifar100(root={str(tmp_path)!r}, download=False); "
             "print('torchvision' in sys.modules)")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "False", run.stderr

@@ -290,11 +290,11 @@ def _torchvision_or_none(root: Path, download: bool, folder: str,
                          make: Callable[[str, bool], object]) -> tuple[object | None, str | None]:
     """The torchvision dataset from the cache, downloading it if allowed; ``(None, reason)`` if impossible.
 
-    torchvision keeps every file of a dataset under ``root/folder``. Without that folder and without a download it
-    can only say "Dataset not found", so it is not asked (importing torchvision takes 1-2 s: it imports
-    ``torch._dynamo``), and only ``make`` imports it.
+    torchvision reads a dataset from ``root/folder`` only. Without that folder and without a download it can only say
+    "Dataset not found", so it is not asked: ``make`` imports torchvision, which takes 1-2 s (it imports
+    ``torch._dynamo``).
     """
-    if not download and not (root / folder).exists():
+    if not download and not os.path.exists(root / folder):  # False, as torchvision's check, for an unreadable root
         return None, f"not found in {root}; download=False"
     try:
         return make(str(root), False), None
