@@ -287,14 +287,18 @@ def _document_with_default_settings(source_path: str = "notset", parser_cls: typ
     return new_document(source_path, settings=copy.copy(_default_settings(parser_cls or RSTParser)))
 
 
-def _shared_md_parser(make):
-    """MyST's ``create_md_parser`` with one parser per configuration and renderer. A parse sets the parser's
-    ``document`` option and the renderer's state (``setup_render``) anew, so one parser can parse message after
-    message; the configuration is kept alongside, so that its id cannot be another object's later."""
+def _shared_md_parser(make, handed: list):
+    """MyST's ``create_md_parser`` with one parser per configuration and renderer, for one message's parse. A parse
+    sets the parser's ``document`` option and the renderer's state (``setup_render``) anew, so one parser can parse
+    message after message. It is handed out once per message: a parse inside the message's parse (an include) gets a
+    new one. The configuration is kept alongside, so that its id cannot be another object's later."""
     def create_md_parser(config, renderer):
+        if handed:
+            return make(config, renderer)
         kept = _MD_PARSERS.get((id(config), renderer))
         if kept is None or kept[0] is not config:
             kept = _MD_PARSERS[id(config), renderer] = (config, make(config, renderer))
+        handed.append(kept[1])
         return kept[1]
     return create_md_parser
 
@@ -305,12 +309,18 @@ def _message_parse():
     from myst_parser.mdit_to_docutils import base
     from myst_parser.parsers import sphinx_ as myst_sphinx
 
-    made, document = myst_sphinx.create_md_parser, base.make_document
-    myst_sphinx.create_md_parser, base.make_document = _shared_md_parser(made), _document_with_default_settings
+    made, document, handed = myst_sphinx.create_md_parser, base.make_document, []
+    myst_sphinx.create_md_parser, base.make_document = _shared_md_parser(made, handed), _document_with_default_settings
     try:
         yield
     finally:
         myst_sphinx.create_md_parser, base.make_document = made, document
+        for parser in handed:  # not keeping the message's document (and through it the build) alive
+            parser.options.pop("document", None)
+
+
+def _forget_md_parsers(app, exception) -> None:
+    _MD_PARSERS.clear()
 
 
 class NotebookParser(myst_nb_sphinx.Parser):
@@ -332,6 +342,7 @@ def setup(app):
     app.connect("builder-inited", lambda app: setattr(app.builder, "dlbook_wrote_pages", False))
     app.connect("write-started", _pages_written)
     app.connect("build-finished", _static_files_even_without_pages)
+    app.connect("build-finished", _forget_md_parsers)
     app.add_transform(TranslateTocCaptions)
     app.connect("html-page-context", _language_switch, priority=600)  # after the theme has made its buttons
     app.connect("html-page-context", _frames)
