@@ -179,8 +179,7 @@ def test_a_first_build_starts_the_chapters_that_took_longest_when_last_measured(
     (tmp_path / "real" / "part").mkdir(parents=True)
     (tmp_path / "book").symlink_to(tmp_path / "real")  # the cache stores resolved paths; the book is found by a link
     book = tmp_path / "book"
-    # "a" sleeps longer than the first kernel of a run takes to start the fork server (dlbook_kernels: ~2 s)
-    chapters = [_tiny_chapter(book / "part" / f"{name}.ipynb", ("import time; time.sleep(4); " if name == "a"
+    chapters = [_tiny_chapter(book / "part" / f"{name}.ipynb", ("import time; time.sleep(1.5); " if name == "a"
                                                                  else "") + repr(name))
                 for name in ("a", "b", "c", "new")]
     estimates = tmp_path / "execution-seconds.json"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,32 +16,42 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
-from dlbook_kernels import KernelForks  # noqa: E402
+from dlbook_kernels import PRELOAD, KernelForks  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kernels are forked on Linux only")
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}  # as the build's kernels: importing NumPy starts no thread
 
-# what a chapter could notice about its kernel
+# what a chapter could notice about its kernel, looked at before its cells import anything
 PROBE = """
-import json, os, sys, warnings
+import json, os, stat, sys, warnings
 preloaded = "torch" in sys.modules
+before = {
+    "path": list(sys.path), "argv": [sys.argv[0], sys.argv[1]], "orig_argv": sys.orig_argv[:3],
+    "cwd": os.getcwd(), "executable": sys.executable,
+    "env": {k: v for k, v in os.environ.items() if k != "JPY_PARENT_PID"}, "parent": os.environ["JPY_PARENT_PID"],
+    "own_session": os.getsid(0) == os.getpid(), "stdin": stat.S_ISFIFO(os.fstat(0).st_mode),
+    "main": sys.modules["__main__"].__name__, "modules": sorted(m for m in sys.modules if m.startswith("ipykernel")),
+}
 import matplotlib.pyplot as plt, torch
 from ipykernel.kernelapp import IPKernelApp
-app = IPKernelApp.instance()
-print(json.dumps({
-    "path": sys.path, "argv": [sys.argv[0], sys.argv[1]], "cwd": os.getcwd(), "executable": sys.executable,
-    "env": {k: v for k, v in os.environ.items() if k != "JPY_PARENT_PID"}, "parent": os.environ["JPY_PARENT_PID"],
-    "parent_handle": app.parent_handle, "own_session": os.getsid(0) == os.getpid(), "stdin": os.isatty(0),
-    "backend": plt.get_backend(), "threads": torch.get_num_threads(), "main": repr(sys.modules["__main__"]),
-    "filters": sorted(repr(f) for f in warnings.filters), "pid": os.getpid(), "preloaded": preloaded}))
+print(json.dumps(before | {
+    "parent_handle": IPKernelApp.instance().parent_handle, "backend": plt.get_backend(),
+    "threads": torch.get_num_threads(), "filters": [repr(f) for f in warnings.filters], "pid": os.getpid(),
+    "preloaded": preloaded}))
 """
+SAME = ("path", "argv", "orig_argv", "cwd", "executable", "env", "parent", "parent_handle", "own_session", "stdin",
+        "main", "modules", "backend", "threads")
 
 
-def _run(source: str, cwd: Path, manager: type | None, env: dict[str, str]) -> dict:
+def _run(source: str, cwd: Path, env: dict[str, str], forks: KernelForks | None = None, gone: list | None = None):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
     NotebookClient(nb, timeout=120, kernel_name="python3", shutdown_kernel="immediate",
                    resources={"metadata": {"path": str(cwd)}},
-                   **({"kernel_manager_class": manager} if manager else {})).execute(env=env)
-    return json.loads(nb.cells[0].outputs[0]["text"])
+                   **({"kernel_manager_class": forks.kernel_manager_class} if forks else {})).execute(env=env)
+    probe = json.loads(nb.cells[0].outputs[0]["text"])
+    if gone is not None:  # checked now, while the server runs: nbclient's kill ended the kernel, the server reaped it
+        gone.append(_gone(probe["pid"]))
+    return probe
 
 
 def _gone(pid: int, within: float = 10.0) -> bool:
@@ -54,47 +65,42 @@ def _gone(pid: int, within: float = 10.0) -> bool:
 
 
 def test_a_forked_kernel_is_the_kernel_the_launcher_starts(tmp_path):
-    env = {"OMP_NUM_THREADS": "1", **os.environ, "DLBOOK_PROBE": "yes"}
-    plain = _run(PROBE, tmp_path, None, env)
-    with KernelForks() as forks:
-        forked = _run(PROBE, tmp_path, forks.kernel_manager_class, env)
-        again = _run(PROBE, tmp_path, forks.kernel_manager_class, env)
+    env = {**ONE_THREAD, "DLBOOK_PROBE": "yes"}
+    plain = _run(PROBE, tmp_path, env)
+    gone = []
+    with KernelForks(env) as forks:
+        forked = _run(PROBE, tmp_path, env, forks, gone)
+        again = _run(PROBE, tmp_path, env, forks, gone)
     assert not plain["preloaded"] and forked["preloaded"] and again["preloaded"]  # the false world: no fork
     assert forked["pid"] != again["pid"], "one kernel per chapter"
     for run in (forked, again):
-        for key in ("path", "argv", "cwd", "executable", "env", "parent", "parent_handle", "own_session", "stdin",
-                    "backend", "threads", "main", "filters"):
+        for key in SAME:
             assert run[key] == plain[key], key
+    # the same filters, once torch is imported; their order may differ (see the module's docstring)
+    assert sorted(forked["filters"]) == sorted(plain["filters"])
     assert forked["env"]["DLBOOK_PROBE"] == "yes" and forked["threads"] == 1 and forked["cwd"] == str(tmp_path)
-    assert _gone(forked["pid"]) and _gone(again["pid"]), "killed at shutdown, and reaped"
+    assert plain["stdin"] and plain["own_session"]
+    assert gone == [True, True], "killed at shutdown, and reaped"
+
+
+def test_what_the_server_preloads_prints_nothing_and_draws_no_random_state():
+    """What the imports print would go to the build's error stream, not to a chapter's first cell; and a random state
+    they drew would be the same in every kernel (Python's ``random`` draws a new one in a forked child; torch's
+    default generator starts from a fixed seed anyway; NumPy's legacy one is drawn when ``numpy.random`` is
+    imported)."""
+    code = ("import warnings, sys; warnings.simplefilter('always'); " + "; ".join(f"import {m}" for m in PRELOAD)
+            + "; sys.stdout.write(str('numpy.random' in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=ONE_THREAD)
+    assert run.stdout == "False" and run.stderr == ""
 
 
 def test_a_kernel_in_another_environment_is_started_afresh(tmp_path):
-    env = {**os.environ, "DLBOOK_PROBE": "first"}
-    with KernelForks() as forks:
-        first = _run(PROBE, tmp_path, forks.kernel_manager_class, env)
-        other = _run(PROBE, tmp_path, forks.kernel_manager_class, {**env, "DLBOOK_PROBE": "second"})
+    env = {**ONE_THREAD, "DLBOOK_PROBE": "first"}
+    with KernelForks(env) as forks:
+        first = _run(PROBE, tmp_path, env, forks)
+        other = _run(PROBE, tmp_path, {**env, "DLBOOK_PROBE": "second"}, forks)
     assert first["preloaded"] and not other["preloaded"]
     assert other["env"]["DLBOOK_PROBE"] == "second"
-
-
-def test_a_kernel_whose_build_is_gone_is_killed(tmp_path):
-    """The build holds a connection to the server for each kernel: when it closes (the build died), so does the
-    kernel, and the session's other processes with it."""
-    sleeper = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])"
-    with KernelForks() as forks:
-        env = dict(os.environ)
-        cmd = [sys.executable, "-m", "ipykernel_launcher", "-c", "pass"]  # -c: IPython runs the code; the kernel waits
-        kernel = forks.launch(cmd, env, str(tmp_path))
-        assert kernel is not None and not _gone(kernel.pid, within=1.0) and kernel.poll() is None
-        child = forks.launch([sys.executable, "-m", "ipykernel_launcher", "-c", sleeper], env, str(tmp_path))
-        time.sleep(3)
-        spawned = [int(p) for p in os.listdir("/proc") if p.isdigit() and Path(f"/proc/{p}/stat").exists()
-                   and _session(int(p)) == child.pid and int(p) != child.pid]
-        kernel._conn.close()  # the build's end of the connection, as when the build's process dies
-        child._conn.close()
-        assert _gone(kernel.pid) and _gone(child.pid)
-        assert spawned and all(_gone(p) for p in spawned), "the kernel's session goes with it"
 
 
 def _session(pid: int) -> int | None:
@@ -104,14 +110,53 @@ def _session(pid: int) -> int | None:
         return None
 
 
+def test_a_kernel_whose_build_is_gone_is_killed(tmp_path):
+    """The build holds a connection to the server for each kernel: when it closes (the build died), so does the
+    kernel, and the session's other processes with it."""
+    sleeper = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])"
+    env = {**ONE_THREAD, "JPY_PARENT_PID": str(os.getpid())}  # what the kernel manager adds
+    with KernelForks(ONE_THREAD) as forks:
+        # -c: IPython runs the code at start; the kernel then waits for a client that never comes
+        kernel = forks.launch([sys.executable, "-m", "ipykernel_launcher", "-c", "pass"], env, str(tmp_path))
+        child = forks.launch([sys.executable, "-m", "ipykernel_launcher", "-c", sleeper], env, str(tmp_path))
+        assert kernel is not None and child is not None
+        assert not _gone(kernel.pid, within=1.0) and kernel.poll() is None
+        time.sleep(3)
+        spawned = [int(p) for p in os.listdir("/proc") if p.isdigit() and _session(int(p)) == child.pid
+                   and int(p) != child.pid]
+        kernel._conn.close()  # the build's end of the connection, as when the build's process dies
+        child._conn.close()
+        assert _gone(kernel.pid) and _gone(child.pid)
+        assert spawned and all(_gone(p) for p in spawned), "the kernel's session goes with it"
+
+
 @pytest.mark.parametrize("how", ["closed", "killed"])
 def test_kernels_end_with_their_server(tmp_path, how):
     """Closing the forks stops the server, which kills its kernels; a server killed outright takes them with it
     (PR_SET_PDEATHSIG)."""
-    forks = KernelForks()
-    kernel = forks.launch([sys.executable, "-m", "ipykernel_launcher", "-c", "pass"], dict(os.environ), str(tmp_path))
+    forks = KernelForks(ONE_THREAD)
+    env = {**ONE_THREAD, "JPY_PARENT_PID": str(os.getpid())}
+    kernel = forks.launch([sys.executable, "-m", "ipykernel_launcher", "-c", "pass"], env, str(tmp_path))
     assert not _gone(kernel.pid, within=1.0)
     if how == "killed":
         forks._server.kill()
     forks.close()
     assert _gone(kernel.pid)
+
+
+def test_a_command_that_is_not_this_python_s_launcher_is_not_forked(tmp_path):
+    env = {**ONE_THREAD, "JPY_PARENT_PID": str(os.getpid())}
+    with KernelForks(ONE_THREAD) as forks:
+        assert forks.launch(["python3", "-m", "ipykernel_launcher"], env, str(tmp_path)) is None
+        assert forks.launch([sys.executable, "-m", "other_kernel"], env, str(tmp_path)) is None
+        assert forks.launch([sys.executable, "-m", "ipykernel_launcher"], {**env, "X": "1"}, str(tmp_path)) is None
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="with one core, NumPy's OpenBLAS starts no thread")
+def test_a_server_with_threads_forks_nothing(tmp_path):
+    """With two threads for OpenBLAS, importing NumPy starts a thread in the server: a fork would copy one thread of
+    two, so the kernel is started afresh instead."""
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    with KernelForks(env) as forks:
+        probe = _run(PROBE, tmp_path, env, forks)
+    assert not probe["preloaded"] and probe["threads"] == 2

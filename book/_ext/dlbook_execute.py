@@ -145,7 +145,14 @@ def save_estimates(cache_dir: Path, book_dir: Path, path: Path = ESTIMATES) -> d
     return measured
 
 
-def _execute(path: Path, timeout: int, widgets: str, threads: int,
+def kernel_env(widgets: str, threads: int) -> dict[str, str]:
+    """The environment of a chapter's kernel: this process's, with ``DLBOOK_WIDGETS=widgets``, and ``threads`` threads
+    for torch unless ``OMP_NUM_THREADS`` says otherwise (kernels side by side share the cores: one kernel's torch
+    should not take them all)."""
+    return {"OMP_NUM_THREADS": str(threads), **os.environ, "DLBOOK_WIDGETS": widgets}
+
+
+def _execute(path: Path, timeout: int, env: dict[str, str],
              kernel_manager_class: type | None = None) -> tuple[nbformat.NotebookNode, float]:
     from nbclient import NotebookClient
 
@@ -157,9 +164,7 @@ def _execute(path: Path, timeout: int, widgets: str, threads: int,
     # first: 2-3 s a chapter here, during which the next chapter waits.
     kernels = {"kernel_manager_class": kernel_manager_class} if kernel_manager_class else {}
     NotebookClient(nb, timeout=timeout, allow_errors=False, record_timing=False, shutdown_kernel="immediate",
-                   resources={"metadata": {"path": str(path.parent)}}, **kernels).execute(
-                       # kernels side by side share the cores: one kernel's torch should not take them all
-                       env={"OMP_NUM_THREADS": str(threads), **os.environ, "DLBOOK_WIDGETS": widgets})
+                   resources={"metadata": {"path": str(path.parent)}}, **kernels).execute(env=env)
     seconds = time.perf_counter() - start
     # the cache finds these outputs by the hash of the notebook as the reader has it: keep its metadata
     nb.metadata["kernelspec"] = source.metadata.get("kernelspec", {})
@@ -210,17 +215,17 @@ def _execute_chapters(paths, cache_dir, *, package_dir, requirements, data_dir, 
     todo.sort(key=lambda item: -item[0])  # longest first: the last chapter to start is a short one
     cores = os.cpu_count() or 1
     workers = max(1, min(len(todo), workers or cores))
+    env = kernel_env(widgets, threads=max(1, cores // workers))
 
     def run(path: Path) -> tuple[ChapterRun, nbformat.NotebookNode | None]:
         log(f"executing {path.name}")
         try:
-            nb, seconds = _execute(path, timeout, widgets, threads=max(1, cores // workers),
-                                   kernel_manager_class=forks and forks.kernel_manager_class)
+            nb, seconds = _execute(path, timeout, env, kernel_manager_class=forks and forks.kernel_manager_class)
         except Exception as exc:  # noqa: BLE001 - a failing cell is reported, and fails the build
             return ChapterRun(path, "failed", error=f"{type(exc).__name__}: {exc}"), None
         return ChapterRun(path, "executed", seconds), nb
 
-    with _kernel_forks() as forks, ThreadPoolExecutor(max_workers=workers) as pool:
+    with _kernel_forks(env, log) as forks, ThreadPoolExecutor(max_workers=workers) as pool:
         for future in as_completed([pool.submit(run, path) for _, path in todo]):
             chapter, nb = future.result()
             runs[chapter.path] = chapter
@@ -241,17 +246,22 @@ def _execute_chapters(paths, cache_dir, *, package_dir, requirements, data_dir, 
     return runs
 
 
-def _kernel_forks():
-    """Kernels forked from a server that has imported torch and ipykernel (``dlbook_kernels``), on Linux. Elsewhere
-    (forking a process that has loaded such libraries is not safe on macOS) nothing: each kernel starts afresh."""
+def _kernel_forks(env: dict[str, str], log) -> contextlib.AbstractContextManager:
+    """Kernels forked from a server that has imported torch and ipykernel (``dlbook_kernels.py``), on Linux. Elsewhere
+    (forking a process that has loaded such libraries is not safe on macOS), or if the server cannot start, nothing:
+    each kernel starts afresh."""
     if not sys.platform.startswith("linux"):
         return contextlib.nullcontext()
-    here = str(Path(__file__).parent)
-    if here not in sys.path:  # as a Sphinx extension this folder is on the path; imported from elsewhere, not always
-        sys.path.insert(0, here)
-    from dlbook_kernels import KernelForks
+    import importlib.util
 
-    return KernelForks()
+    spec = importlib.util.spec_from_file_location("dlbook_kernels", Path(__file__).with_name("dlbook_kernels.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    try:
+        return module.KernelForks(env)
+    except (OSError, RuntimeError) as exc:
+        log(f"kernels start afresh: {exc}")
+        return contextlib.nullcontext()
 
 
 # --------------------------------------------------------------------------------------------------------------------
