@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -23,13 +24,14 @@ ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}  # as the build's kernels: i
 
 # what a chapter could notice about its kernel, looked at before its cells import anything
 PROBE = """
-import json, os, stat, sys, warnings
+import json, os, select, stat, sys, warnings
 preloaded = "torch" in sys.modules
 before = {
     "path": list(sys.path), "argv": [sys.argv[0], sys.argv[1]], "orig_argv": sys.orig_argv[:3],
     "cwd": os.getcwd(), "executable": sys.executable,
     "env": {k: v for k, v in os.environ.items() if k != "JPY_PARENT_PID"}, "parent": os.environ["JPY_PARENT_PID"],
     "own_session": os.getsid(0) == os.getpid(), "stdin": stat.S_ISFIFO(os.fstat(0).st_mode),
+    "stdin_ends": bool(select.select([0], [], [], 2)[0]) and os.read(0, 1) == b"",
     "main": sys.modules["__main__"].__name__, "modules": sorted(m for m in sys.modules if m.startswith("ipykernel")),
 }
 import matplotlib.pyplot as plt, torch
@@ -40,7 +42,7 @@ print(json.dumps(before | {
     "preloaded": preloaded}))
 """
 SAME = ("path", "argv", "orig_argv", "cwd", "executable", "env", "parent", "parent_handle", "own_session", "stdin",
-        "main", "modules", "backend", "threads")
+        "stdin_ends", "main", "modules", "backend", "threads")
 
 
 def _run(source: str, cwd: Path, env: dict[str, str], forks: KernelForks | None = None, gone: list | None = None):
@@ -79,7 +81,7 @@ def test_a_forked_kernel_is_the_kernel_the_launcher_starts(tmp_path):
     # the same filters, once torch is imported; their order may differ (see the module's docstring)
     assert sorted(forked["filters"]) == sorted(plain["filters"])
     assert forked["env"]["DLBOOK_PROBE"] == "yes" and forked["threads"] == 1 and forked["cwd"] == str(tmp_path)
-    assert plain["stdin"] and plain["own_session"]
+    assert plain["stdin"] and plain["stdin_ends"] and plain["own_session"]
     assert gone == [True, True], "killed at shutdown, and reaped"
 
 
@@ -121,9 +123,11 @@ def test_a_kernel_whose_build_is_gone_is_killed(tmp_path):
         child = forks.launch([sys.executable, "-m", "ipykernel_launcher", "-c", sleeper], env, str(tmp_path))
         assert kernel is not None and child is not None
         assert not _gone(kernel.pid, within=1.0) and kernel.poll() is None
-        time.sleep(3)
-        spawned = [int(p) for p in os.listdir("/proc") if p.isdigit() and _session(int(p)) == child.pid
-                   and int(p) != child.pid]
+        deadline, spawned = time.monotonic() + 30, []
+        while not spawned and time.monotonic() < deadline:  # the kernel starts its sleeper
+            time.sleep(0.2)
+            spawned = [int(p) for p in os.listdir("/proc") if p.isdigit() and _session(int(p)) == child.pid
+                       and int(p) != child.pid]
         kernel._conn.close()  # the build's end of the connection, as when the build's process dies
         child._conn.close()
         assert _gone(kernel.pid) and _gone(child.pid)
@@ -160,3 +164,18 @@ def test_a_server_with_threads_forks_nothing(tmp_path):
     with KernelForks(env) as forks:
         probe = _run(PROBE, tmp_path, env, forks)
     assert not probe["preloaded"] and probe["threads"] == 2
+
+
+def test_a_bad_request_does_not_stop_the_server_or_its_kernels(tmp_path):
+    env = {**ONE_THREAD, "JPY_PARENT_PID": str(os.getpid())}
+    with KernelForks(ONE_THREAD) as forks:
+        kernel = forks.launch([sys.executable, "-m", "ipykernel_launcher", "-c", "pass"], env, str(tmp_path))
+        for junk in (b"not json\n", b"[1, 2]\n", b'{"argv": 1}\n'):
+            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            conn.connect(forks.socket)
+            conn.sendall(junk)
+            assert conn.recv(100) == b"", "the server closes a connection whose request it cannot serve"
+            conn.close()
+        assert not _gone(kernel.pid, within=1.0) and kernel.poll() is None
+        again = forks.launch([sys.executable, "-m", "ipykernel_launcher", "-c", "pass"], env, str(tmp_path))
+        assert again is not None and not _gone(again.pid, within=1.0)

@@ -225,7 +225,13 @@ def _execute_chapters(paths, cache_dir, *, package_dir, requirements, data_dir, 
             return ChapterRun(path, "failed", error=f"{type(exc).__name__}: {exc}"), None
         return ChapterRun(path, "executed", seconds), nb
 
-    with _kernel_forks(env, log) as forks, ThreadPoolExecutor(max_workers=workers) as pool:
+    if not todo:
+        return runs
+    # forks pay when several kernels start, each with one thread (with more, OpenBLAS starts a thread in the server
+    # when it imports NumPy, and a server with threads forks nothing)
+    forking = len(todo) > 1 and env["OMP_NUM_THREADS"] == "1"
+    with _kernel_forks(env, log) if forking else contextlib.nullcontext() as forks, \
+            ThreadPoolExecutor(max_workers=workers) as pool:
         for future in as_completed([pool.submit(run, path) for _, path in todo]):
             chapter, nb = future.result()
             runs[chapter.path] = chapter

@@ -7,15 +7,16 @@ server process that imports them once (``PRELOAD``); each kernel is then a fork 
 chapter went from 6.9 s to 5.6 s here (medians of 5, executed alternately one way and the other).
 
 A forked kernel is the kernel ``python -m ipykernel_launcher`` starts, with the same command line (``sys.argv``,
-``sys.orig_argv``), environment, working folder and ``sys.path``, an empty pipe as its standard input and the build's
-output and error streams, in a session (process group) of its own, so that nbclient's kill reaches it and whatever it
-spawns. What it shares with the server, and so with the other kernels of the build: Python's string hash seed,
-multiprocessing's authentication key, and the warnings filters that importing torch and NumPy add (present before its
-cells import them, so their order can differ). Importing ``PRELOAD`` prints nothing and draws no random state
+``sys.orig_argv``), environment, working folder and ``sys.path``, an empty pipe at end-of-file as its standard input and
+the build's output and error streams, in a session (process group) of its own, so that nbclient's kill reaches it and
+whatever it spawns. What it shares with the server, and so with the other kernels of the build: Python's string hash
+seed, multiprocessing's authentication key, and the warnings filters that importing torch and NumPy add (present before
+its cells import them, so their order can differ). Importing ``PRELOAD`` prints nothing and draws no random state
 (tests/test_kernels.py): no first cell loses an output to the server, and Python's ``random`` is reseeded in a fork.
 matplotlib is not imported in advance: it chooses its backend, from ``MPLBACKEND``, which the kernel sets, when
 imported. When the kernel ends by itself it runs its exit handlers and leaves with ``os._exit`` (the build kills each
-kernel once its last output is in).
+kernel once its last output is in). Its parent is the server, not the build: ipykernel's check that the process which
+started it is alive then watches nothing, and the server's end (below) ends it instead.
 
 The server's environment is the kernels' (libraries read some variables, such as ``OMP_NUM_THREADS``, when imported):
 a kernel with another environment or command is started the usual way, and so is one the server cannot fork. It forks
@@ -28,8 +29,9 @@ cannot serve gets its connection closed, which makes that kernel start the usual
 
 No kernel outlives its build: a connection that closes before its kernel has ended (the build died) gets its kernel's
 process group killed; the server ends when its standard input (a pipe from the build) closes or on SIGTERM, and kills
-the kernels still running; a kernel dies with the server however the server ends (``PR_SET_PDEATHSIG``). The server
-has a session of its own: a Ctrl-C in the terminal stops the build, and with it the server and the kernels.
+the kernels still running; a kernel dies with the server however the server ends (``PR_SET_PDEATHSIG``; what the
+kernel started then lives on, as it does when a usual kernel is killed). The server has a session of its own, so a
+Ctrl-C in the terminal reaches the build, not the server.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from pathlib import Path
 
 PRELOAD = ("numpy", "torch", "IPython", "ipykernel.kernelapp")
 LAUNCHER = ["-m", "ipykernel_launcher"]  # what the kernel's command runs, after the interpreter
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.realpath(__file__))  # as Python puts a script's folder on sys.path: resolved
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -73,22 +75,23 @@ def _exit_code(exc: SystemExit) -> int:
     return 1
 
 
-def _become_kernel(request: dict, server: int, inherited: list[int]) -> None:
+def _become_kernel(request: dict, server: int, inherited: list[socket.socket]) -> None:
     """In the forked child: turn into ``python -m ipykernel_launcher ...`` as ``request`` describes."""
     os.setsid()  # a process group of its own, as jupyter_client's start_new_session gives a kernel
     _die_with(server)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the server's own handler
-    # an empty pipe that nothing writes to, as jupyter_client gives a kernel (its write end stays open, as there)
-    read_end, _write_end = os.pipe()
+    # an empty pipe whose write end is closed, as jupyter_client leaves a kernel's: reading it gives end-of-file
+    read_end, write_end = os.pipe()
+    os.close(write_end)
     os.dup2(read_end, 0)
     os.close(read_end)
-    for fd in inherited:  # the server's other pipes and sockets
-        os.close(fd)
+    for sock in inherited:  # the server's sockets (this copy of them only)
+        sock.close()
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
-    # a fresh `python -m` interpreter's path: '' first (the launcher removes it), then the standard one
-    sys.path[:] = ["", *request["path"]]
+    # a fresh `python -m` interpreter's path: its working folder first (the launcher removes it), then the standard one
+    sys.path[:] = [os.getcwd(), *request["path"]]
     sys.argv = [LAUNCHER[1], *request["argv"][len(LAUNCHER) + 1:]]
     sys.orig_argv = list(request["argv"])
     import runpy
@@ -96,8 +99,9 @@ def _become_kernel(request: dict, server: int, inherited: list[int]) -> None:
     runpy.run_module(LAUNCHER[1], run_name="__main__", alter_sys=True)
 
 
-def _run_kernel(request: dict, server: int, inherited: list[int]) -> None:
-    """The forked child's whole life: the kernel, then its exit handlers, then ``os._exit``; never returns."""
+def _run_kernel(request: dict, server: int, inherited: list[socket.socket]) -> None:
+    """The forked child's whole life: the kernel, then its exit handlers, then ``os._exit`` (an uncaught
+    KeyboardInterrupt as 130, where an interpreter kills itself with SIGINT); never returns."""
     code = 1
     try:
         try:
@@ -117,15 +121,21 @@ def _run_kernel(request: dict, server: int, inherited: list[int]) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
     finally:
-        os._exit(code)
+        try:
+            os._exit(code & 0xFF)
+        finally:
+            os._exit(1)
 
 
 def _kill(pid: int) -> None:
     """SIGKILL to the kernel's process group: the kernel and whatever it started."""
     try:
         os.killpg(pid, signal.SIGKILL)
-    except OSError:  # already gone
-        pass
+    except OSError:  # already gone, or not yet in a group of its own
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def serve(path: str, ready: int) -> None:
@@ -148,6 +158,7 @@ def serve(path: str, ready: int) -> None:
     try:
         while True:
             watched = [sys.stdin, listener, *requests, *(c for c in kernels.values() if c is not None)]
+            watched = [c for c in watched if c.fileno() >= 0]
             for conn in select.select(watched, [], [], 0.1)[0]:
                 if conn is sys.stdin:
                     if not os.read(sys.stdin.fileno(), 1024):  # the build has ended
@@ -155,8 +166,11 @@ def serve(path: str, ready: int) -> None:
                     continue
                 try:
                     _serve_one(conn, listener, requests, kernels, fresh_path)
-                except (OSError, ValueError, KeyError):  # this request or connection only: close it, go on
+                except Exception:  # noqa: BLE001 - this request or connection only: close it (a kernel of its: kill it)
                     requests.pop(conn, None)
+                    for pid in [p for p, c in kernels.items() if c is conn]:
+                        _kill(pid)
+                        kernels[pid] = None
                     conn.close()
             _reap(kernels)
     finally:
@@ -189,13 +203,18 @@ def _serve_one(conn: socket.socket, listener: socket.socket, requests: dict, ker
     sys.stdout.flush()
     sys.stderr.flush()
     server = os.getpid()
-    # the server's pipes and sockets, but its standard input: the kernel's replaces it (fd 0)
-    inherited = [c.fileno() for c in (listener, conn, *requests, *kernels.values()) if c is not None]
+    # the server's sockets; its standard input is replaced by the kernel's (fd 0)
+    inherited = [c for c in (listener, conn, *requests, *kernels.values()) if c is not None]
     pid = os.fork()
     if pid == 0:
         _run_kernel(request, server, inherited)
-    kernels[pid] = conn
-    conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+    try:
+        conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+    except OSError:  # the build stopped waiting: nobody will use this kernel
+        _kill(pid)
+        raise
+    finally:
+        kernels[pid] = conn
 
 
 def _reap(kernels: dict) -> None:

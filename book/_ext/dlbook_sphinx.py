@@ -315,7 +315,7 @@ def _message_parse():
         yield
     finally:
         myst_sphinx.create_md_parser, base.make_document = made, document
-        for parser in handed:  # not keeping the message's document (and through it the build) alive
+        for parser in handed:  # the option only; the renderer keeps its last document until the build finishes
             parser.options.pop("document", None)
 
 
