@@ -110,6 +110,7 @@ MESSAGES = {"Title": "标题", "The first paragraph, with `code` and $x^2$.": "�
 
 def _build_chinese_page(src: Path, out: Path) -> str:
     from sphinx.application import Sphinx
+    from sphinx.util.docutils import docutils_namespace
 
     (src / "locales" / "zh_CN" / "LC_MESSAGES").mkdir(parents=True, exist_ok=True)
     (src / "conf.py").write_text("extensions = ['myst_nb', 'dlbook_sphinx']\nnb_execution_mode = 'off'\n"
@@ -119,9 +120,12 @@ def _build_chinese_page(src: Path, out: Path) -> str:
     po = "".join(f'msgid "{en}"\nmsgstr "{zh}"\n\n' for en, zh in MESSAGES.items())
     (src / "locales" / "zh_CN" / "LC_MESSAGES" / "index.po").write_text(
         'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n\n' + po, encoding="utf-8")
-    app = Sphinx(str(src), str(src), str(out / "html"), str(out / "doctrees"), "html",
-                 confoverrides={"language": "zh_CN"}, status=None, warning=None, freshenv=True)
-    app.build()
+    # a namespace of its own, as sphinx-build gives a build: the node classes it registers go with it, so that a later
+    # build in this process (another test) does not warn that they are registered already
+    with docutils_namespace():
+        app = Sphinx(str(src), str(src), str(out / "html"), str(out / "doctrees"), "html",
+                     confoverrides={"language": "zh_CN"}, status=None, warning=None, freshenv=True)
+        app.build()
     assert not app.statuscode
     return (out / "html" / "index.html").read_text(encoding="utf-8")
 
