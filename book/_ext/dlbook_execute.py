@@ -7,7 +7,8 @@ stored with its cached outputs; the outputs go into the jupyter-cache that myst-
 page is built from them without a second execution. Stale chapters run concurrently, one kernel per core, the
 longest first: by their last run in this cache, else by ``execution-seconds.json`` next to this file (what each
 chapter took in the last ``make bench-build``; a chapter not in it counts as a typical one), so that a first build does
-not start a long chapter last.
+not start a long chapter last. When two or more chapters are stale, on Linux, their kernels are forks of a server that
+has imported torch and ipykernel once (``dlbook_kernels.py``).
 
 As a Sphinx extension it does this before the build reads any page (``builder-inited``), and it tells Sphinx to re-read
 the pages whose key changed even when their notebook file did not (``env-get-outdated``): an edit to
