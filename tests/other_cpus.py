@@ -58,6 +58,10 @@ def failures(path: Path, env: dict[str, str], seed: int | None) -> tuple[float, 
     """Execute ``path`` (static widgets, one thread) with ``env`` added to the environment: the seconds it took, the
     CPU capability PyTorch used, and the failing cells, each as "cell N: error, and the line it was raised at"."""
     from nbclient import NotebookClient
+    from traitlets.config import Config
+
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    from dlbook_execute import kernel_config
 
     nb = nbformat.read(path, as_version=4)
     if seed is not None:
@@ -66,7 +70,7 @@ def failures(path: Path, env: dict[str, str], seed: int | None) -> tuple[float, 
     start = time.perf_counter()
     try:
         NotebookClient(nb, timeout=600, allow_errors=True, shutdown_kernel="immediate",  # as dlbook_execute does
-                       resources={"metadata": {"path": str(path.parent)}}).execute(
+                       resources={"metadata": {"path": str(path.parent)}}, config=Config(kernel_config())).execute(
             env={**os.environ, "OMP_NUM_THREADS": "1", "DLBOOK_WIDGETS": "static", **env})
     except Exception as err:  # a cell that timed out, a kernel that died: reported, and the other runs go on
         return time.perf_counter() - start, "?", [f"the run stopped: {type(err).__name__}: {str(err)[:200]}"]

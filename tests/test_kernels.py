@@ -179,3 +179,22 @@ def test_a_bad_request_does_not_stop_the_server_or_its_kernels(tmp_path):
         assert not _gone(kernel.pid, within=1.0) and kernel.poll() is None
         again = forks.launch([sys.executable, "-m", "ipykernel_launcher", "-c", "pass"], env, str(tmp_path))
         assert again is not None and not _gone(again.pid, within=1.0)
+
+
+@pytest.mark.parametrize("forked", [False, True], ids=["fresh", "forked"])
+def test_a_chapters_kernel_talks_with_curvezmq_keys_and_logs_no_warning(tmp_path, capfd, forked):
+    from dlbook_execute import _execute, kernel_config, kernel_env
+
+    if not kernel_config():
+        pytest.skip("this pyzmq has no CurveZMQ: the kernels talk over plain TCP and say so")
+    path = tmp_path / "probe.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "from ipykernel.kernelapp import IPKernelApp\nprint(IPKernelApp.instance().curve_secretkey is not None)")]), path)
+    env = kernel_env("static", 1)
+    if forked:
+        with KernelForks(env) as forks:
+            nb, _ = _execute(path, 120, env, kernel_manager_class=forks.kernel_manager_class)
+    else:
+        nb, _ = _execute(path, 120, env)
+    assert nb.cells[0].outputs[0]["text"] == "True\n"  # the kernel was given keys, and uses them
+    assert "without encryption" not in capfd.readouterr().err  # what every chapter's kernel printed before

@@ -153,9 +153,19 @@ def kernel_env(widgets: str, threads: int) -> dict[str, str]:
     return {"OMP_NUM_THREADS": str(threads), **os.environ, "DLBOOK_WIDGETS": widgets}
 
 
+def kernel_config() -> dict[str, dict[str, str]]:
+    """How the chapters' kernel managers are configured: with CurveZMQ keys (jupyter_client's ``transport_encryption``
+    "auto": when the kernelspec says the kernel supports them) where pyzmq has CurveZMQ. A kernel that talks over plain
+    TCP logs a warning about it when it starts (ipykernel 7.3 and later), once per chapter in the build's output."""
+    import zmq
+
+    return {"KernelManager": {"transport_encryption": "auto"}} if zmq.has("curve") else {}
+
+
 def _execute(path: Path, timeout: int, env: dict[str, str],
              kernel_manager_class: type | None = None) -> tuple[nbformat.NotebookNode, float]:
     from nbclient import NotebookClient
+    from traitlets.config import Config
 
     source = nbformat.read(path, as_version=4)
     nb = copy.deepcopy(source)
@@ -165,7 +175,8 @@ def _execute(path: Path, timeout: int, env: dict[str, str],
     # first: 2-3 s a chapter here, during which the next chapter waits.
     kernels = {"kernel_manager_class": kernel_manager_class} if kernel_manager_class else {}
     NotebookClient(nb, timeout=timeout, allow_errors=False, record_timing=False, shutdown_kernel="immediate",
-                   resources={"metadata": {"path": str(path.parent)}}, **kernels).execute(env=env)
+                   resources={"metadata": {"path": str(path.parent)}}, config=Config(kernel_config()),
+                   **kernels).execute(env=env)
     seconds = time.perf_counter() - start
     # the cache finds these outputs by the hash of the notebook as the reader has it: keep its metadata
     nb.metadata["kernelspec"] = source.metadata.get("kernelspec", {})
