@@ -188,8 +188,8 @@ def test_a_chapters_kernel_talks_with_curvezmq_keys_and_logs_no_warning(tmp_path
     if not kernel_config():
         pytest.skip("this pyzmq has no CurveZMQ: the kernels talk over plain TCP and say so")
     path = tmp_path / "probe.ipynb"
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
-        "from ipykernel.kernelapp import IPKernelApp\nprint(IPKernelApp.instance().curve_secretkey is not None)")]), path)
+    probe = "from ipykernel.kernelapp import IPKernelApp\nprint(IPKernelApp.instance().curve_secretkey is not None)"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(probe)]), path)
     env = kernel_env("static", 1)
     if forked:
         with KernelForks(env) as forks:
