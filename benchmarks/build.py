@@ -87,8 +87,9 @@ def scenarios(repeats: int, with_test: bool) -> dict[str, list[float]]:
             times["rebuild, one module edited"].append(_build(book))
             if with_test:
                 env = dict(_env(book), DLBOOK_CACHE=str(book / "_build" / ".jupyter_cache"))
-                times["make test, warm"].append(_timed([str(BIN / "python"), "-m", "pytest", "tests", "-q", "-x"],
-                                                       book, env))
+                # the README's test command (`make test`: one worker per core), stopping at a first failure
+                times["make test, warm"].append(_timed([str(BIN / "python"), "-m", "pytest", "tests", "-n", "auto",
+                                                        "-q", "-x"], book, env))
     return times
 
 
