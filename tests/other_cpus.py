@@ -34,6 +34,8 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "book" / "_ext"))
+from dlbook_execute import kernel_config  # noqa: E402 -- the build's kernel settings
 
 # the kernels each kind of CPU gets: PyTorch's own (ATen), MKL's (BLAS) and oneDNN's (convolutions); and the name
 # torch.backends.cpu.get_cpu_capability() gives that choice
@@ -59,9 +61,6 @@ def failures(path: Path, env: dict[str, str], seed: int | None) -> tuple[float, 
     CPU capability PyTorch used, and the failing cells, each as "cell N: error, and the line it was raised at"."""
     from nbclient import NotebookClient
     from traitlets.config import Config
-
-    sys.path.insert(0, str(ROOT / "book" / "_ext"))
-    from dlbook_execute import kernel_config
 
     nb = nbformat.read(path, as_version=4)
     if seed is not None:

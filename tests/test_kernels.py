@@ -181,20 +181,25 @@ def test_a_bad_request_does_not_stop_the_server_or_its_kernels(tmp_path):
         assert again is not None and not _gone(again.pid, within=1.0)
 
 
-@pytest.mark.parametrize("forked", [False, True], ids=["fresh", "forked"])
-def test_a_chapters_kernel_talks_with_curvezmq_keys_and_logs_no_warning(tmp_path, capfd, forked):
-    from dlbook_execute import _execute, kernel_config, kernel_env
+@pytest.mark.parametrize("kernel", ["fresh", "forked", "fresh, no keys"])
+def test_a_chapters_kernel_talks_with_curvezmq_keys_and_logs_no_warning(tmp_path, capfd, monkeypatch, kernel):
+    import dlbook_execute
 
-    if not kernel_config():
+    if not dlbook_execute.kernel_config():
         pytest.skip("this pyzmq has no CurveZMQ: the kernels talk over plain TCP and say so")
+    if kernel == "fresh, no keys":  # the false world: what each chapter's kernel printed before
+        monkeypatch.setattr(dlbook_execute, "kernel_config", lambda: {})
     path = tmp_path / "probe.ipynb"
-    probe = "from ipykernel.kernelapp import IPKernelApp\nprint(IPKernelApp.instance().curve_secretkey is not None)"
+    probe = ("import sys\npreloaded = 'torch' in sys.modules\nfrom ipykernel.kernelapp import IPKernelApp\n"
+             "print(preloaded, IPKernelApp.instance().curve_secretkey is not None)")
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(probe)]), path)
-    env = kernel_env("static", 1)
-    if forked:
+    env = {**dlbook_execute.kernel_env("static", 1), "OMP_NUM_THREADS": "1"}  # one thread: the server forks
+    if kernel == "forked":
         with KernelForks(env) as forks:
-            nb, _ = _execute(path, 120, env, kernel_manager_class=forks.kernel_manager_class)
+            nb, _ = dlbook_execute._execute(path, 120, env, kernel_manager_class=forks.kernel_manager_class)
     else:
-        nb, _ = _execute(path, 120, env)
-    assert nb.cells[0].outputs[0]["text"] == "True\n"  # the kernel was given keys, and uses them
-    assert "without encryption" not in capfd.readouterr().err  # what every chapter's kernel printed before
+        nb, _ = dlbook_execute._execute(path, 120, env)
+    err = capfd.readouterr().err  # the kernel's stderr is this process's (fresh) or the server's, started here
+    keys = kernel != "fresh, no keys"
+    assert nb.cells[0].outputs[0]["text"] == f"{kernel == 'forked'} {keys}\n"  # forked as asked; given keys, uses them
+    assert ("without encryption" in err) is not keys, err

@@ -156,7 +156,8 @@ def kernel_env(widgets: str, threads: int) -> dict[str, str]:
 def kernel_config() -> dict[str, dict[str, str]]:
     """How the chapters' kernel managers are configured: with CurveZMQ keys (jupyter_client's ``transport_encryption``
     "auto": when the kernelspec says the kernel supports them) where pyzmq has CurveZMQ. A kernel that talks over plain
-    TCP logs a warning about it when it starts (ipykernel 7.3 and later), once per chapter in the build's output."""
+    TCP logs a warning about it when it starts (ipykernel 7.3 and later), once per chapter in the build's output.
+    Without CurveZMQ, jupyter_client refuses "auto" (a TraitError, not a quiet fallback): hence the check."""
     import zmq
 
     return {"KernelManager": {"transport_encryption": "auto"}} if zmq.has("curve") else {}
