@@ -59,9 +59,9 @@ TARGETS = {"conv2d": 3.0, "conv_transpose2d": 2.0, "max_pool2d": 5.0, "avg_pool2
 # makes two fused ones per row (max; exp and sum); and each block dispatches 13 operations from Python. Peak
 # memory is the most bytes PyTorch's CPU allocator held during one call: 1.53 MB at T = 1024 with blocks of 128
 # (1.78 MB for the old loop with blocks of 64), PyTorch's 0.82 MB. On the later AMD EPYC machine (AVX-512), whose
-# PyTorch kernel is relatively faster, the ratio at T = 1024 sits at the target: 1.46-1.65 over ten runs in rounds
-# of calls (median 1.53); a variant that sums the weights in the second matrix product (a column of ones appended to
-# the values) measured 1.52-1.53 against 1.44-1.48 for this loop side by side, so it was not taken.
+# PyTorch kernel is relatively faster, the ratio at T = 1024 is at the target or a little over: 1.46-1.65 over ten
+# runs in rounds of calls (median 1.53); a variant that sums the weights in the second matrix product (a column of
+# ones appended to the values) measured 1.52-1.53 against 1.44-1.48 for this loop side by side, so it was not taken.
 LENGTHS = (128, 256, 512, 1024, 2048, 4096)
 LENGTH_TARGETS = {1024: 1.5}
 # generate with and without the key-value cache: one fixed, untrained TinyGPT (4 blocks, D = 128, 4 heads, context
